@@ -1,0 +1,100 @@
+"""The chapter runner's command line: ``rvae list | run | book | pin-outputs``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rvae.chapters import DEVICES, PROFILES, RUNNER_PARAMETERS, all_chapters, parse_assignments
+from rvae.errors import RvaeError
+
+
+def _list(arguments: argparse.Namespace) -> None:
+    for chapter in all_chapters():
+        print(f"{chapter.name}  {chapter.title}")
+        parameters = [p for p in chapter.parameters.values() if p.name not in RUNNER_PARAMETERS]
+        width = max((len(f"{p.name}: {p.type_name} = {p.default!r}") for p in parameters), default=0)
+        for p in parameters:
+            signature = f"{p.name}: {p.type_name} = {p.default!r}"
+            print(f"    {signature:<{width}}  {p.help}".rstrip())
+        paper = chapter.profiles["paper"]
+        if paper:
+            print("    paper profile: " + ", ".join(f"{k}={v!r}" for k, v in paper.items()))
+        print()
+
+
+def _run(arguments: argparse.Namespace) -> None:
+    from rvae.runner import run_chapter
+    from rvae.status import write_status_page
+    from rvae.chapters import book_root
+
+    outcome = run_chapter(arguments.chapter, arguments.profile, parse_assignments(arguments.set),
+                          arguments.device, arguments.data_dir, arguments.replace_paper,
+                          progress=not arguments.no_progress)
+    write_status_page(book_root())
+    print(f"{outcome.chapter} ({outcome.profile}): {outcome.claims_held} of {outcome.claims_total} claims hold; "
+          f"{outcome.wall_seconds:.0f} s")
+    print(f"  executed notebook: {outcome.executed_notebook}")
+    print(f"  results:           {outcome.result_file}")
+
+
+def _book(arguments: argparse.Namespace) -> None:
+    from rvae.book import build_book
+    build_book(execute=not arguments.no_execute, strict=not arguments.no_strict,
+               data_dir=arguments.data_dir, progress=not arguments.no_progress)
+
+
+def _pin(arguments: argparse.Namespace) -> None:
+    from rvae.checked_outputs import pin_outputs
+    count = pin_outputs(arguments.chapter)
+    print(f"stored the outputs of {count} checked cell(s) in notebooks/{arguments.chapter}; other outputs cleared")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rvae", description="Run and build the rvae reproduction book.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="every chapter with its parameters, types and quick defaults")
+    listing.set_defaults(handler=_list)
+
+    run = commands.add_parser("run", help="execute a chapter into book/chapters/ and file its results")
+    run.add_argument("chapter", help="chapter name (e.g. 01_elbo_fragility) or number (01)")
+    run.add_argument("--profile", choices=PROFILES, default="quick",
+                     help="quick: minutes on a CPU (default); paper: the papers' settings, for a GPU")
+    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="override one parameter (repeatable); see 'rvae list'")
+    run.add_argument("--device", choices=DEVICES, default="cpu", help="where the chapter computes (default cpu)")
+    run.add_argument("--data-dir", help="data root (default: $RVAE_DATA, else ~/.cache/rvae/data)")
+    run.add_argument("--replace-paper", action="store_true",
+                     help="allow a quick run to replace an executed paper-profile copy")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    book = commands.add_parser("book", help="execute chapters that lack a current executed copy, then build the HTML book")
+    book.add_argument("--no-execute", action="store_true", help="render what is there; execute nothing")
+    book.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
+    book.add_argument("--data-dir", help="data root for chapters that must be executed")
+    book.add_argument("--no-progress", action="store_true", help="no progress bar")
+    book.set_defaults(handler=_book)
+
+    pin = commands.add_parser("pin-outputs", help="(maintainers) store the nbval-checked outputs in a source notebook")
+    pin.add_argument("chapter")
+    pin.set_defaults(handler=_pin)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        arguments.handler(arguments)
+    except RvaeError as error:
+        print(f"rvae: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rvae: interrupted; finished files were kept, nothing half-written was", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""One figure style for every chapter, and the figure helpers the chapters share."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+HEATMAP_COLOURS = "Greys"
+
+
+def use_book_style() -> None:
+    """Seaborn's paper context with a white grid; figures sized for a book column."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "figure.figsize": (8, 3),
+                         "axes.titleweight": "bold"})
+
+
+def table_heatmap(ax: Axes, table, title: str, xlabel: str = "Z", ylabel: str = "X") -> None:
+    """A probability table (rows = ylabel, columns = xlabel) as a heatmap, darker = more probable."""
+    ax.imshow(np.asarray(table), cmap=HEATMAP_COLOURS, aspect="auto", interpolation="nearest", origin="upper")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(False)
+
+
+def distribution_bars(ax: Axes, probabilities, title: str, horizontal: bool = True) -> None:
+    """A distribution over a finite set as bars; horizontal bars line up with a heatmap's rows."""
+    values = np.asarray(probabilities)
+    positions = np.arange(len(values))
+    if horizontal:
+        ax.barh(positions, values, height=1.0, color="0.3")
+        ax.set_ylim(len(values) - 0.5, -0.5)
+        ax.set_ylabel("X")
+    else:
+        ax.bar(positions, values, width=1.0, color="0.3")
+        ax.set_xlabel("X")
+    ax.set_title(title)
+
+
+def panel_row(count: int, width_ratios: Sequence[float] | None = None, height: float = 3.2) -> tuple[Figure, list[Axes]]:
+    """A row of ``count`` panels sharing the figure width."""
+    figure, axes = plt.subplots(1, count, figsize=(2.3 * count + 1, height),
+                                gridspec_kw={"width_ratios": width_ratios} if width_ratios else None,
+                                constrained_layout=True)
+    return figure, list(np.atleast_1d(axes))

@@ -1,0 +1,62 @@
+"""Where a result came from: git revision, library versions, hashes of the code that made it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def git_revision(root: Path) -> str:
+    """Short commit hash of ``root``'s checkout, '+dirty' when it has uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+    try:
+        revision = git("rev-parse", "--short=12", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    try:
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        dirty = False
+    return revision + ("+dirty" if dirty else "")
+
+
+def notebook_source_hash(path: Path) -> str:
+    """SHA-256 of a notebook's cell types and sources only (outputs and metadata excluded)."""
+    notebook = nbformat.read(path, as_version=4)
+    cells = [[cell.cell_type, cell.source] for cell in notebook.cells]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()[:16]
+
+
+def package_source_hash() -> str:
+    """SHA-256 over the ``rvae`` package's Python sources: changes when the code a chapter imports changes."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601, to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def software_versions() -> dict[str, str]:
+    """Python, platform and the versions of the libraries that shape the numbers."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for module in ("torch", "torchvision", "numpy"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            versions[module] = "not installed"
+    return versions

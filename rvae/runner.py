@@ -1,0 +1,198 @@
+"""Execute a chapter with papermill, stamp its provenance and file its results.
+
+``notebooks/NAME.ipynb --(papermill, profile + overrides)--> book/chapters/NAME.ipynb``
+plus ``results/NAME/PROFILE.json``. Everything is produced in a temporary folder first and
+moved into place only when the whole chapter ran: a failed or interrupted run leaves the
+previous executed copy and result untouched.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import nbformat
+
+from rvae import provenance
+from rvae.atomic import atomic_write_json, atomic_write_text
+from rvae.chapters import Chapter, book_root, get_chapter
+from rvae.errors import (USER_FACING_ERROR_NAMES, ChapterExecutionError, ExecutedCopyConflict,
+                         ParameterError)
+from rvae.results import RESULTS_FILE_VARIABLE, result_path
+
+KERNEL_NAME = "python3"
+EXECUTED_DIR = Path("book") / "chapters"
+PROVENANCE_TAG = "rvae-provenance"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one chapter run produced."""
+    chapter: str
+    profile: str
+    executed_notebook: Path
+    result_file: Path
+    wall_seconds: float
+    claims_held: int
+    claims_total: int
+
+
+def executed_path(root: Path, chapter: str) -> Path:
+    """The executed copy of a chapter that the book renders."""
+    return root / EXECUTED_DIR / f"{chapter}.ipynb"
+
+
+def executed_provenance(path: Path) -> dict[str, Any] | None:
+    """The provenance stored in an executed copy's metadata, or None when there is no copy."""
+    if not path.exists():
+        return None
+    return nbformat.read(path, as_version=4).metadata.get("rvae", {}).get("provenance")
+
+
+def hardware_description(device: str) -> str:
+    """A human-readable name of the processor the chapter runs on."""
+    if device == "cuda":
+        import torch
+        return torch.cuda.get_device_name(0)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def check_device(device: str) -> None:
+    """Fail early, with one line, when CUDA is asked for but torch sees no GPU."""
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise ParameterError("--device cuda was asked for, but torch sees no CUDA device here")
+
+
+@contextlib.contextmanager
+def environment(**variables: str | None) -> Iterator[None]:
+    """Set (or, with None, leave unchanged) environment variables for the kernel, then restore."""
+    saved = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _describe_failure(chapter: str, error: Exception) -> str:
+    ename = getattr(error, "ename", None)
+    evalue = _ANSI.sub("", str(getattr(error, "evalue", "") or "")).strip()
+    if ename in USER_FACING_ERROR_NAMES:
+        return f"chapter {chapter}: {evalue}"
+    if ename:
+        count = getattr(error, "exec_count", None)
+        where = f" in cell [{count}]" if count is not None else ""
+        return f"chapter {chapter} failed{where}: {ename}: {evalue}"
+    message = _ANSI.sub("", str(error)).strip().splitlines()
+    return f"chapter {chapter} could not be executed: {type(error).__name__}: {message[-1] if message else ''}"
+
+
+def provenance_banner(record: dict[str, Any]) -> str:
+    """A MyST admonition summarising how an executed chapter was produced."""
+    overrides = record["overrides"]
+    overridden = ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()) if overrides else "none"
+    software = record["software"]
+    return "\n".join([
+        "```{admonition} How this page was computed",
+        ":class: note",
+        f"Profile **{record['profile']}** · overridden parameters: {overridden}  ",
+        f"Device: {record['device']} ({record['hardware']}) · wall time {record['wall_seconds']:.0f} s "
+        f"· finished {record['finished_utc']}  ",
+        f"Git revision `{record['git_revision']}` · torch {software['torch']} · "
+        f"Python {software['python']}  ",
+        f"Re-run: `rvae run {record['chapter']} --profile {record['profile']}"
+        + "".join(f" --set {k}={v}" for k, v in overrides.items()) + "`",
+        "```",
+    ])
+
+
+def stamp(notebook: nbformat.NotebookNode, record: dict[str, Any], claims: list[dict]) -> None:
+    """Insert (or replace) the provenance banner after the title cell and store the record."""
+    notebook.cells = [c for c in notebook.cells if PROVENANCE_TAG not in c.metadata.get("tags", [])]
+    banner = nbformat.v4.new_markdown_cell(provenance_banner(record))
+    banner.metadata["tags"] = [PROVENANCE_TAG]
+    notebook.cells.insert(1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0, banner)
+    notebook.metadata["rvae"] = {"provenance": record, "claims": claims}
+
+
+def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | None = None,
+                device: str = "cpu", data_dir: str | None = None, replace_paper: bool = False,
+                progress: bool = True) -> RunOutcome:
+    """Execute one chapter and file its executed copy and result. Raises RvaeError subclasses."""
+    import papermill
+
+    root = book_root()
+    chapter: Chapter = get_chapter(name)
+    overrides = overrides or {}
+    values = chapter.resolve(profile, overrides, device)
+    typed_overrides = {k: values[k] for k in overrides}
+    destination = executed_path(root, chapter.name)
+    existing = executed_provenance(destination)
+    if existing and existing.get("profile") == "paper" and profile != "paper" and not replace_paper:
+        raise ExecutedCopyConflict(
+            f"{destination.relative_to(root)} holds a paper-profile run; a {profile} run would replace it. "
+            "Pass --replace-paper to do so on purpose")
+    check_device(device)
+    data_root = str(Path(data_dir).expanduser().resolve()) if data_dir else None
+
+    started, started_utc = time.monotonic(), provenance.utc_now()
+    with tempfile.TemporaryDirectory(prefix=f"rvae-{chapter.name}-") as scratch:
+        scratch_path = Path(scratch)
+        metrics_file = scratch_path / "metrics.json"
+        output = scratch_path / f"{chapter.name}.ipynb"
+        with environment(**{RESULTS_FILE_VARIABLE: str(metrics_file), "RVAE_DATA": data_root,
+                            "RVAE_PROGRESS": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}):
+            try:
+                papermill.execute_notebook(
+                    str(chapter.path), str(output), parameters=values, kernel_name=KERNEL_NAME,
+                    progress_bar=progress, log_output=False, cwd=str(root))
+            except Exception as error:  # papermill raises its own and nbclient's errors
+                raise ChapterExecutionError(_describe_failure(chapter.name, error)) from error
+        wall_seconds = time.monotonic() - started
+        if not metrics_file.exists():
+            raise ChapterExecutionError(
+                f"chapter {chapter.name} ran but reported no results: it must end with rvae.results.report(...)")
+        reported = json.loads(metrics_file.read_text())
+        record = {
+            "chapter": chapter.name, "title": chapter.title, "profile": profile,
+            "parameters": values, "overrides": typed_overrides, "device": device,
+            "hardware": hardware_description(device), "data_root": data_root or os.environ.get("RVAE_DATA"),
+            "git_revision": provenance.git_revision(root),
+            "notebook_source_hash": provenance.notebook_source_hash(chapter.path),
+            "package_source_hash": provenance.package_source_hash(),
+            "software": provenance.software_versions(),
+            "started_utc": started_utc, "finished_utc": provenance.utc_now(),
+            "wall_seconds": round(wall_seconds, 1),
+        }
+        notebook = nbformat.read(output, as_version=4)
+        stamp(notebook, record, reported["claims"])
+        result_file = result_path(root, chapter.name, profile)
+        atomic_write_json(result_file, {"chapter": chapter.name, "title": chapter.title, "profile": profile,
+                                        "provenance": record, "metrics": reported["metrics"],
+                                        "claims": reported["claims"]})
+        atomic_write_text(destination, nbformat.writes(notebook))
+    claims = reported["claims"]
+    return RunOutcome(chapter.name, profile, destination, result_file, wall_seconds,
+                      sum(bool(c["holds"]) for c in claims), len(claims))

@@ -1,0 +1,69 @@
+"""Shared fixtures: a miniature book (its own notebooks/, results/, book/chapters/) for runner tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_chapter(folder: Path, name: str, body: str, parameters: str | None = None,
+                 paper_profile: str | None = None) -> Path:
+    """Write a minimal chapter notebook: title, optional paper profile, parameters, one body cell."""
+    cells = [new_markdown_cell(f"# Test chapter {name}")]
+    if paper_profile is not None:
+        cells.append(new_code_cell(paper_profile, metadata={"tags": ["paper-profile"]}))
+    cells.append(new_code_cell(parameters if parameters is not None else
+                               'profile = "quick"  # set by the runner\n'
+                               'device = "cpu"  # set by the runner\n'
+                               'steps = 3  # how many steps\n'
+                               'rate = 0.5  # a float\n'
+                               'label = "abc"  # a string\n'
+                               'verbose = False  # a bool\n'
+                               'sizes = [1, 2]  # a list of ints',
+                               metadata={"tags": ["parameters"]}))
+    cells.append(new_code_cell(body))
+    notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                   "language": "python"}})
+    path = folder / "notebooks" / f"{name}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+REPORTING_BODY = (
+    "from rvae.results import Claim, report\n"
+    "print('steps', steps, 'rate', rate, 'label', label, 'sizes', sizes)\n"
+    "report({'steps_seen': steps, 'twice_rate': 2 * rate},\n"
+    "       [Claim('steps is positive', paper='> 0', ours=steps, holds=steps > 0)])\n"
+)
+
+
+@pytest.fixture
+def mini_book(tmp_path, monkeypatch):
+    """A book root with one reporting chapter '01_demo'; RVAE_BOOK_ROOT points at it."""
+    root = tmp_path / "book_root"
+    make_chapter(root, "01_demo", REPORTING_BODY, paper_profile="PAPER_PROFILE = {'steps': 30, 'rate': 2}")
+    monkeypatch.setenv("RVAE_BOOK_ROOT", str(root))
+    monkeypatch.setenv("RVAE_PROGRESS", "0")
+    return root
+
+
+def run_cli(*arguments: str, root: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m rvae ...`` in a subprocess, as a user would."""
+    environment = dict(os.environ)
+    if root is not None:
+        environment["RVAE_BOOK_ROOT"] = str(root)
+    environment["RVAE_PROGRESS"] = "0"
+    return subprocess.run([sys.executable, "-m", "rvae", *arguments], capture_output=True, text=True,
+                          env=environment, timeout=600)
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()

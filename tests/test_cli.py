@@ -1,0 +1,119 @@
+"""The chapter runner end to end: listing, running, provenance, results, and clean failures."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from rvae.runner import executed_path
+
+from conftest import files_under, make_chapter, run_cli
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("rvae: error: "), result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+
+
+def test_list_shows_parameters_types_defaults_and_paper_profile(mini_book):
+    result = run_cli("list", root=mini_book)
+    assert result.returncode == 0, result.stderr
+    assert "01_demo  Test chapter 01_demo" in result.stdout
+    assert "steps: int = 3" in result.stdout and "how many steps" in result.stdout
+    assert "sizes: list = [1, 2]" in result.stdout
+    assert "paper profile: steps=30, rate=2.0" in result.stdout
+    assert "profile: str" not in result.stdout  # runner parameters are set by flags, not listed
+
+
+@pytest.mark.parametrize("arguments, fragments", [
+    (["run", "nope"], ["unknown chapter 'nope'", "valid: 01_demo"]),
+    (["run", "01_demo", "--set", "colour=red"], ["unknown parameter 'colour'", "valid: steps"]),
+    (["run", "01_demo", "--set", "steps=many"], ["parameter 'steps'", "is an int", "'many'"]),
+    (["run", "01_demo", "--set", "steps"], ["--set expects NAME=VALUE"]),
+    (["run", "01_demo", "--set", "device=cuda"], ["--device"]),
+])
+def test_bad_input_fails_with_one_line_and_writes_nothing(mini_book, arguments, fragments):
+    before = files_under(mini_book)
+    result = run_cli(*arguments, root=mini_book)
+    _assert_one_line_error(result, *fragments)
+    assert files_under(mini_book) == before
+
+
+def test_unknown_profile_is_an_argparse_error(mini_book):
+    result = run_cli("run", "01_demo", "--profile", "fast", root=mini_book)
+    assert result.returncode == 2 and "invalid choice: 'fast'" in result.stderr
+
+
+def test_run_writes_executed_copy_with_banner_and_result_with_provenance(mini_book):
+    result = run_cli("run", "01_demo", "--set", "steps=7", "--set", "sizes=[4, 5, 6]", "--no-progress",
+                     root=mini_book)
+    assert result.returncode == 0, result.stderr
+    assert "1 of 1 claims hold" in result.stdout
+
+    filed = json.loads((mini_book / "results" / "01_demo" / "quick.json").read_text())
+    assert filed["metrics"] == {"steps_seen": 7, "twice_rate": 1.0}
+    assert filed["claims"] == [{"claim": "steps is positive", "paper": "> 0", "ours": 7, "holds": True}]
+    record = filed["provenance"]
+    assert record["overrides"] == {"steps": 7, "sizes": [4, 5, 6]}
+    assert record["parameters"]["label"] == "abc" and record["profile"] == "quick" and record["device"] == "cpu"
+    for key in ("git_revision", "software", "wall_seconds", "finished_utc", "hardware",
+                "notebook_source_hash", "package_source_hash"):
+        assert key in record
+    assert record["software"]["torch"]
+
+    executed = nbformat.read(executed_path(mini_book, "01_demo"), as_version=4)
+    banner = executed.cells[1]
+    assert "rvae-provenance" in banner.metadata["tags"]
+    assert "Profile **quick**" in banner.source and "`steps=7`" in banner.source
+    assert executed.metadata["rvae"]["provenance"]["overrides"] == {"steps": 7, "sizes": [4, 5, 6]}
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "steps 7 rate 0.5 label abc sizes [4, 5, 6]" in printed
+
+    status = (mini_book / "book" / "reproduction_status.md").read_text()
+    assert "| 1 / 1 |" in status and "current" in status
+
+
+def test_paper_profile_run_is_not_replaced_silently(mini_book):
+    assert run_cli("run", "01_demo", "--profile", "paper", "--no-progress", root=mini_book).returncode == 0
+    paper_copy = executed_path(mini_book, "01_demo").read_bytes()
+    result = run_cli("run", "01_demo", "--no-progress", root=mini_book)
+    _assert_one_line_error(result, "holds a paper-profile run", "--replace-paper")
+    assert executed_path(mini_book, "01_demo").read_bytes() == paper_copy
+    assert run_cli("run", "01_demo", "--replace-paper", "--no-progress", root=mini_book).returncode == 0
+    assert nbformat.read(executed_path(mini_book, "01_demo"), as_version=4).metadata["rvae"]["provenance"]["profile"] == "quick"
+
+
+@pytest.mark.parametrize("body, fragments", [
+    ("raise ValueError('the loss exploded')", ["chapter 02_broken failed in cell", "ValueError: the loss exploded"]),
+    ("from rvae.errors import DatasetNotFoundError\n"
+     "raise DatasetNotFoundError('MNIST not found: put t10k-images-idx3-ubyte.gz into /x/MNIST/raw/')",
+     ["chapter 02_broken: MNIST not found: put t10k-images-idx3-ubyte.gz into /x/MNIST/raw/"]),
+    ("print('no report')", ["reported no results"]),
+])
+def test_a_failing_chapter_leaves_no_half_written_files(mini_book, body, fragments):
+    make_chapter(mini_book, "02_broken", body)
+    before = files_under(mini_book)
+    result = run_cli("run", "02_broken", "--no-progress", root=mini_book)
+    _assert_one_line_error(result, *fragments)
+    assert files_under(mini_book) == before
+
+
+def test_missing_data_in_a_real_loader_is_reported_by_the_runner(mini_book, tmp_path):
+    body = "from rvae.data import mnist_tensors\nmnist_tensors('test', download=False)"
+    make_chapter(mini_book, "02_data", body)
+    empty = tmp_path / "empty_data"
+    empty.mkdir()
+    result = run_cli("run", "02_data", "--data-dir", str(empty), "--no-progress", root=mini_book)
+    _assert_one_line_error(result, "chapter 02_data: MNIST not found", str(empty / "MNIST" / "raw"))
+
+
+def test_cuda_without_a_gpu_fails_cleanly(mini_book):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    _assert_one_line_error(run_cli("run", "01_demo", "--device", "cuda", root=mini_book), "no CUDA device")
