@@ -20,15 +20,17 @@ def is_checked(cell: nbformat.NotebookNode) -> bool:
 
 
 def strip_unchecked_outputs(notebook: nbformat.NotebookNode) -> int:
-    """Clear outputs and execution counts of every code cell that nbval does not check; return how many."""
+    """Clear outputs and execution counts of every code cell that nbval does not check; return how many.
+
+    Checked cells keep their execution count: nbval treats a cell with outputs but no count as
+    never run and fails it.
+    """
     cleared = 0
     for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        cell.execution_count = None
-        if not is_checked(cell):
+        if cell.cell_type == "code" and not is_checked(cell):
             cleared += bool(cell.outputs)
             cell.outputs = []
+            cell.execution_count = None
     return cleared
 
 
@@ -50,6 +52,7 @@ def pin_outputs(name: str) -> int:
     for original, ran in zip(source.cells, executed.cells):
         if is_checked(original):
             original.outputs = ran.outputs
+            original.execution_count = ran.execution_count
             pinned += 1
     strip_unchecked_outputs(source)
     atomic_write_text(chapter.path, nbformat.writes(source))

@@ -46,7 +46,7 @@ def _book(arguments: argparse.Namespace) -> None:
 def _pin(arguments: argparse.Namespace) -> None:
     from rvae.checked_outputs import pin_outputs
     count = pin_outputs(arguments.chapter)
-    print(f"stored the outputs of {count} checked cell(s) in notebooks/{arguments.chapter}; other outputs cleared")
+    print(f"stored the outputs of {count} checked cell(s) of chapter {arguments.chapter}; other outputs cleared")
 
 
 def build_parser() -> argparse.ArgumentParser:
