@@ -25,7 +25,7 @@ def chapter_state(root: Path, chapter: Chapter) -> tuple[str, dict | None]:
     record = executed_provenance(executed_path(root, chapter.name))
     if record is None:
         return "missing", None
-    current = freshness(record, provenance.notebook_source_hash(chapter.path), provenance.package_source_hash())
+    current = freshness(record, provenance.notebook_source_hash(chapter.path))
     return current, record
 
 

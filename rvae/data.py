@@ -25,7 +25,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from rvae.errors import DatasetNotFoundError, RvaeError
 

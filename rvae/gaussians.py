@@ -24,6 +24,17 @@ from torch import Tensor
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
 
+def reparameterise(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """A sample z = mu + e^(logvar/2) * u, u ~ N(0, I), differentiable in mu and logvar, (B, d).
+
+    The noise is drawn on ``generator``'s device (torch's default generator if None) and then
+    moved to mu's, so a CPU generator also drives a model on the GPU.
+    """
+    device = generator.device if generator is not None else mu.device
+    noise = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
+    return mu + (0.5 * logvar).exp() * noise
+
+
 def kl_to_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, diag e^logvar) || N(0, I)) in nats, (B,)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
@@ -61,7 +72,9 @@ def entropic_coupling_term(mu_a: Tensor, logvar_a: Tensor, mu_b: Tensor, logvar_
     log(2 pi e) + 1/2 log(S_a S_b - psi^2) and S_a S_b - psi^2 = psi / gamma. At gamma = 0 the
     value is H(N_a) + H(N_b) (the independent coupling). This is the SE-ELBO's coupling term.
     """
-    if gamma <= 0:
+    if isinstance(gamma, (int, float)) and gamma < 0:
+        raise ValueError(f"the coupling strength gamma must be >= 0, not {gamma}")
+    if isinstance(gamma, (int, float)) and gamma == 0:
         return 0.5 * (2 * LOG_2PI_E + logvar_a + logvar_b).sum(-1)
     product_log = logvar_a + logvar_b
     root = torch.sqrt(1.0 + 4.0 * gamma ** 2 * product_log.exp())

@@ -37,13 +37,29 @@ def notebook_source_hash(path: Path) -> str:
     return hashlib.sha256(json.dumps(cells).encode()).hexdigest()[:16]
 
 
-def package_source_hash() -> str:
-    """SHA-256 over the ``rvae`` package's Python sources: changes when the code a chapter imports changes."""
+def package_source_hash(modules: list[str] | None = None) -> str:
+    """SHA-256 over the sources of ``rvae`` modules (file names such as 'toy.py'; default: all).
+
+    A chapter records the modules it actually imported, so that a change to a module it never
+    uses does not mark it stale.
+    """
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    names = sorted(modules) if modules is not None else sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
+    for name in names:
+        path = PACKAGE_DIR / name
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path.exists() else b"<removed>")
     return digest.hexdigest()[:16]
+
+
+def loaded_package_modules() -> list[str]:
+    """File names of the ``rvae`` modules imported in this process, e.g. ['results.py', 'toy.py']."""
+    names = set()
+    for name, module in list(sys.modules.items()):
+        source = getattr(module, "__file__", None)
+        if (name == "rvae" or name.startswith("rvae.")) and source and Path(source).parent == PACKAGE_DIR:
+            names.add(Path(source).name)
+    return sorted(names)
 
 
 def utc_now() -> str:

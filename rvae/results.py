@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rvae.atomic import atomic_write_json, json_safe
+from rvae.provenance import loaded_package_modules
 
 RESULTS_FILE_VARIABLE = "RVAE_RESULTS_FILE"
 
@@ -51,7 +52,8 @@ def report(metrics: dict[str, Any], claims: list[Claim]) -> None:
     destination = os.environ.get(RESULTS_FILE_VARIABLE)
     if destination:
         atomic_write_json(destination, {"metrics": json_safe(metrics),
-                                        "claims": [asdict(c) for c in claims]})
+                                        "claims": [asdict(c) for c in claims],
+                                        "package_modules": loaded_package_modules()})
 
 
 def results_dir(root: Path) -> Path:

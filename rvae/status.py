@@ -16,16 +16,17 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def freshness(record: dict[str, Any], current_source_hash: str | None, current_package_hash: str) -> str:
-    """'current' when the chapter notebook and the package are unchanged since the run, else 'stale'."""
+def freshness(record: dict[str, Any], current_source_hash: str | None) -> str:
+    """'current' when the chapter notebook and the package modules it imported are unchanged
+    since the run, else 'stale'."""
     if current_source_hash is None:
         return "chapter removed"
     same = (record.get("notebook_source_hash") == current_source_hash
-            and record.get("package_source_hash") == current_package_hash)
+            and record.get("package_source_hash") == provenance.package_source_hash(record.get("package_modules")))
     return "current" if same else "stale"
 
 
-def render_status(results: list[dict[str, Any]], source_hashes: dict[str, str], package_hash: str,
+def render_status(results: list[dict[str, Any]], source_hashes: dict[str, str],
                   chapter_titles: dict[str, str]) -> str:
     """Markdown for the status page: an overview table, then every claim of every run."""
     lines = [
@@ -43,7 +44,7 @@ def render_status(results: list[dict[str, Any]], source_hashes: dict[str, str], 
     for result in results:
         record = result["provenance"]
         held = sum(bool(c["holds"]) for c in result["claims"])
-        state = freshness(record, source_hashes.get(result["chapter"]), package_hash)
+        state = freshness(record, source_hashes.get(result["chapter"]))
         lines.append(
             f"| {_cell(chapter_titles.get(result['chapter'], result['chapter']))} | {result['profile']} "
             f"| {held} / {len(result['claims'])} | {_cell(record['hardware'])} | {record['wall_seconds']:.0f} s "
@@ -66,5 +67,5 @@ def write_status_page(root: Path) -> Path:
     chapters = all_chapters()
     hashes = {c.name: provenance.notebook_source_hash(c.path) for c in chapters}
     titles = {c.name: c.title for c in chapters}
-    text = render_status(load_results(root), hashes, provenance.package_source_hash(), titles)
+    text = render_status(load_results(root), hashes, titles)
     return atomic_write_text(root / STATUS_PAGE, text)
