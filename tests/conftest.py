@@ -8,9 +8,27 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def double_precision():
+    """Compare in float64 (modules that want it: pytestmark = usefixtures); restore afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def random_gaussian_pair(batch: int, dim: int, seed: int, low: float = -3.0, high: float = 1.5):
+    """Means and log-variances of two batches of diagonal Gaussians, (batch, dim) each."""
+    generator = torch.Generator().manual_seed(seed)
+    mu_a, mu_b = torch.randn(2, batch, dim, generator=generator)
+    logvar_a, logvar_b = torch.empty(2, batch, dim).uniform_(low, high, generator=generator)
+    return mu_a, logvar_a, mu_b, logvar_b
 
 
 def make_chapter(folder: Path, name: str, body: str, parameters: str | None = None,

@@ -11,21 +11,9 @@ from rvae import derivations
 from rvae.derivations import LinearGaussianDecoder
 from rvae.gaussians import (entropic_coupling_term, entropic_cross_covariance, entropic_w2,
                             kl_to_standard_normal)
+from conftest import random_gaussian_pair
 
-
-@pytest.fixture(autouse=True)
-def double_precision():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def random_pair(batch: int, dim: int, seed: int, low: float = -3.0, high: float = 1.5):
-    generator = torch.Generator().manual_seed(seed)
-    mu_a, mu_b = torch.randn(2, batch, dim, generator=generator)
-    logvar_a, logvar_b = torch.empty(2, batch, dim).uniform_(low, high, generator=generator)
-    return mu_a, logvar_a, mu_b, logvar_b
+pytestmark = pytest.mark.usefixtures("double_precision")
 
 
 def entropies(mu, logvar):
@@ -64,7 +52,7 @@ def test_golden_section_returns_zero_without_coupling_and_a_true_minimum():
 # --- The coupling term, three ways -------------------------------------------------------------
 
 def test_gaussian_coupling_has_the_encoder_marginals_and_the_given_cross_covariance():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(3, 2, seed=1)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(3, 2, seed=1)
     psi = 0.5 * entropic_cross_covariance(logvar_a, logvar_b, 1.0)
     coupling = derivations.gaussian_coupling(mu_a, logvar_a, mu_b, logvar_b, psi)
     assert coupling.batch_shape == (3, 2) and coupling.event_shape == (2,)
@@ -74,7 +62,7 @@ def test_gaussian_coupling_has_the_encoder_marginals_and_the_given_cross_covaria
 
 
 def test_explicit_value_of_the_independent_coupling():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(4, 3, seed=2)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(4, 3, seed=2)
     gamma = 0.8
     value = derivations.explicit_coupling_value(mu_a, logvar_a, mu_b, logvar_b, torch.zeros_like(mu_a), gamma)
     expected = (entropies(mu_a, logvar_a) + entropies(mu_b, logvar_b)
@@ -83,7 +71,7 @@ def test_explicit_value_of_the_independent_coupling():
 
 
 def test_explicit_value_at_the_optimum_is_the_closed_form():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(5, 3, seed=3)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(5, 3, seed=3)
     for gamma in (0.1, 3.0):
         psi = entropic_cross_covariance(logvar_a, logvar_b, gamma)
         assert torch.allclose(derivations.explicit_coupling_value(mu_a, logvar_a, mu_b, logvar_b, psi, gamma),
@@ -91,7 +79,7 @@ def test_explicit_value_at_the_optimum_is_the_closed_form():
 
 
 def test_monte_carlo_value_agrees_within_its_standard_error():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(6, 3, seed=4)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(6, 3, seed=4)
     generator = torch.Generator().manual_seed(5)
     for gamma, scale in ((0.5, 1.0), (5.0, 0.3)):
         psi = scale * entropic_cross_covariance(logvar_a, logvar_b, gamma)
@@ -162,7 +150,7 @@ def test_elbo_of_the_exact_posterior_is_the_log_marginal(decoder):
 def test_se_elbo_is_below_the_elbo_which_is_below_the_log_marginal(decoder):
     generator = torch.Generator().manual_seed(10)
     x = decoder.sample(20, generator)
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(20, 3, seed=11)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(20, 3, seed=11)
     elbo = derivations.elbo(decoder, x, mu_a, logvar_a)
     assert (elbo <= decoder.log_marginal(x)).all()
     previous = elbo
@@ -177,7 +165,7 @@ def test_se_elbo_is_below_the_elbo_which_is_below_the_log_marginal(decoder):
 def test_algorithm_box_differs_from_the_se_elbo_by_the_joint_entropy_at_gamma_two(decoder):
     # With gamma = 2 the weights on W_{2,gamma} agree; what is left is H(Q*) and constants.
     x = decoder.sample(7, torch.Generator().manual_seed(12))
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(7, 3, seed=13)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(7, 3, seed=13)
     gamma = 2.0
     difference = (derivations.se_elbo(decoder, x, mu_a, logvar_a, mu_b, logvar_b, gamma)
                   - derivations.algorithm_box_objective(decoder, x, mu_a, logvar_a, mu_b, logvar_b, gamma))
@@ -189,7 +177,7 @@ def test_algorithm_box_differs_from_the_se_elbo_by_the_joint_entropy_at_gamma_tw
 
 def test_algorithm_box_rewards_shrinking_all_variances_while_the_se_elbo_does_not(decoder):
     x = decoder.sample(1, torch.Generator().manual_seed(14)).expand(61, 6)
-    mu_a, _, mu_b, _ = random_pair(1, 3, seed=15)
+    mu_a, _, mu_b, _ = random_gaussian_pair(1, 3, seed=15)
     logvar = torch.linspace(-15.0, 3.0, 61)[:, None].expand(61, 3)
     for gamma in (0.01, 1.0, 50.0):
         box = derivations.algorithm_box_objective(decoder, x, mu_a.expand(61, 3), logvar, mu_b.expand(61, 3), logvar, gamma)
@@ -229,7 +217,7 @@ def test_power_of_ten_above():
 
 def test_gradients_do_not_need_to_flow_through_the_optimal_cross_covariance():
     # Envelope theorem: with psi held fixed at its optimum, the explicit value has the closed form's gradient.
-    inputs = [t.requires_grad_(True) for t in random_pair(4, 3, seed=17)]
+    inputs = [t.requires_grad_(True) for t in random_gaussian_pair(4, 3, seed=17)]
     for gamma in (0.2, 5.0):
         closed = entropic_coupling_term(*inputs, gamma).sum()
         psi = entropic_cross_covariance(inputs[1], inputs[3], gamma).detach()

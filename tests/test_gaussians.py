@@ -16,23 +16,9 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 from rvae import gaussians
 from rvae.gaussians import (entropic_coupling_term, entropic_cross_covariance, entropic_w2,
                             kl_to_standard_normal, w2_squared)
+from conftest import random_gaussian_pair
 
-
-@pytest.fixture(autouse=True)
-def double_precision():
-    """Compare in float64; restore the default dtype afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def random_pair(batch: int, dim: int, seed: int, low: float = -3.0, high: float = 1.5):
-    """Means and log-variances of two batches of diagonal Gaussians, (batch, dim) each."""
-    generator = torch.Generator().manual_seed(seed)
-    mu_a, mu_b = torch.randn(2, batch, dim, generator=generator)
-    logvar_a, logvar_b = torch.empty(2, batch, dim).uniform_(low, high, generator=generator)
-    return mu_a, logvar_a, mu_b, logvar_b
+pytestmark = pytest.mark.usefixtures("double_precision")
 
 
 def diagonal_normal(mu, logvar):
@@ -42,7 +28,7 @@ def diagonal_normal(mu, logvar):
 # --- KL ---------------------------------------------------------------------------------------
 
 def test_kl_matches_torch_distributions():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(16, 5, seed=0)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(16, 5, seed=0)
     expected = kl_divergence(diagonal_normal(mu_a, logvar_a), diagonal_normal(mu_b, logvar_b))
     assert torch.allclose(gaussians.kl_divergence(mu_a, logvar_a, mu_b, logvar_b), expected, rtol=1e-12, atol=1e-12)
     standard = diagonal_normal(torch.zeros_like(mu_a), torch.zeros_like(logvar_a))
@@ -51,7 +37,7 @@ def test_kl_matches_torch_distributions():
 
 
 def test_kl_matches_monte_carlo():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(6, 4, seed=1, low=-1.0, high=1.0)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(6, 4, seed=1, low=-1.0, high=1.0)
     generator = torch.Generator().manual_seed(2)
     n = 200_000
     z = mu_a + (0.5 * logvar_a).exp() * torch.randn(n, *mu_a.shape, generator=generator)    # (n, B, d)
@@ -65,7 +51,7 @@ def test_kl_matches_monte_carlo():
 
 
 def test_kl_is_zero_only_for_equal_gaussians_and_asymmetric():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(8, 3, seed=3)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(8, 3, seed=3)
     assert torch.allclose(gaussians.kl_divergence(mu_a, logvar_a, mu_a, logvar_a), torch.zeros(8), atol=1e-14)
     forward = gaussians.kl_divergence(mu_a, logvar_a, mu_b, logvar_b)
     assert (forward > 0).all()
@@ -89,14 +75,14 @@ def general_w2_squared(mean_a, cov_a, mean_b, cov_b):
 
 
 def test_w2_matches_the_general_formula_with_matrix_square_roots():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(10, 6, seed=4)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(10, 6, seed=4)
     general = general_w2_squared(mu_a, torch.diag_embed(logvar_a.exp()), mu_b, torch.diag_embed(logvar_b.exp()))
     assert torch.allclose(w2_squared(mu_a, logvar_a, mu_b, logvar_b), general, rtol=1e-10, atol=1e-12)
 
 
 def test_w2_is_invariant_under_a_common_rotation_of_both_gaussians():
     # After a shared rotation the covariances are no longer diagonal, so eq. (15) does real work.
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(5, 4, seed=5)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(5, 4, seed=5)
     rotation, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(6)))
     rotate = lambda cov: rotation @ cov @ rotation.T        # noqa: E731
     general = general_w2_squared(mu_a @ rotation.T, rotate(torch.diag_embed(logvar_a.exp())),
@@ -106,7 +92,7 @@ def test_w2_is_invariant_under_a_common_rotation_of_both_gaussians():
 
 def test_w2_matches_sorted_samples_per_dimension():
     # In 1-D the optimal coupling of two empirical distributions of equal size pairs sorted samples.
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(3, 4, seed=7, low=-1.0, high=1.0)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(3, 4, seed=7, low=-1.0, high=1.0)
     generator = torch.Generator().manual_seed(8)
     n = 400_000
     samples_a = mu_a + (0.5 * logvar_a).exp() * torch.randn(n, 3, 4, generator=generator)
@@ -117,10 +103,10 @@ def test_w2_matches_sorted_samples_per_dimension():
 
 
 def test_w2_is_a_squared_metric_on_examples():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(8, 3, seed=9)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(8, 3, seed=9)
     assert torch.allclose(w2_squared(mu_a, logvar_a, mu_a, logvar_a), torch.zeros(8))
     assert torch.allclose(w2_squared(mu_a, logvar_a, mu_b, logvar_b), w2_squared(mu_b, logvar_b, mu_a, logvar_a))
-    mu_c, logvar_c, _, _ = random_pair(8, 3, seed=10)
+    mu_c, logvar_c, _, _ = random_gaussian_pair(8, 3, seed=10)
     ab, bc, ac = (w2_squared(*pair).sqrt() for pair in [(mu_a, logvar_a, mu_b, logvar_b),
                                                           (mu_b, logvar_b, mu_c, logvar_c),
                                                           (mu_a, logvar_a, mu_c, logvar_c)])
@@ -165,7 +151,7 @@ def test_cross_covariance_is_the_minimiser_of_the_entropic_objective():
 
 
 def test_cross_covariance_is_the_feasible_root_of_the_quadratic():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(8, 5, seed=12)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(8, 5, seed=12)
     product = (logvar_a + logvar_b).exp()
     for gamma in (0.01, 1.0, 50.0):
         psi = entropic_cross_covariance(logvar_a, logvar_b, gamma)
@@ -184,7 +170,7 @@ def test_cross_covariance_has_no_cancellation_for_small_gamma_in_float32():
 
 
 def test_entropic_w2_decreases_to_w2_squared_with_gap_d_over_gamma():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(6, 4, seed=13)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(6, 4, seed=13)
     exact = w2_squared(mu_a, logvar_a, mu_b, logvar_b)
     gammas = [10.0 ** k for k in range(-2, 7)]
     gaps = torch.stack([entropic_w2(mu_a, logvar_a, mu_b, logvar_b, g) - exact for g in gammas])   # (G, B)
@@ -196,7 +182,7 @@ def test_entropic_w2_decreases_to_w2_squared_with_gap_d_over_gamma():
 
 
 def test_coupling_term_at_gamma_zero_is_the_sum_of_the_marginal_entropies():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(7, 3, seed=14)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(7, 3, seed=14)
     entropies = diagonal_normal(mu_a, logvar_a).entropy() + diagonal_normal(mu_b, logvar_b).entropy()
     assert torch.allclose(entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, 0.0), entropies, rtol=1e-12)
     assert torch.allclose(entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, 1e-9), entropies, atol=1e-7)
@@ -214,7 +200,7 @@ def explicit_coupling_value(mu_a, logvar_a, mu_b, logvar_b, psi, gamma):
 
 @pytest.mark.parametrize("gamma", [0.05, 1.0, 20.0])
 def test_coupling_term_is_the_value_of_the_optimal_gaussian_coupling(gamma):
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(9, 4, seed=15)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(9, 4, seed=15)
     psi = entropic_cross_covariance(logvar_a, logvar_b, gamma)
     closed = entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, gamma)
     assert torch.allclose(closed, explicit_coupling_value(mu_a, logvar_a, mu_b, logvar_b, psi, gamma), rtol=1e-10)
@@ -226,7 +212,7 @@ def test_coupling_term_is_the_value_of_the_optimal_gaussian_coupling(gamma):
 def test_coupling_term_beats_every_other_feasible_gaussian_coupling(gamma):
     # One latent dimension per row, so a shared grid of correlations rho = psi / sqrt(S_a S_b)
     # scans every row's feasible range |psi| < sqrt(S_a S_b).
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(6, 1, seed=16)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(6, 1, seed=16)
     closed = entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, gamma)                      # (B,)
     rho = torch.linspace(-0.9999, 0.9999, 4001)[:, None, None]                                  # (R, 1, 1)
     psi = rho * (0.5 * (logvar_a + logvar_b)).exp()                                             # (R, B, 1)
@@ -237,7 +223,7 @@ def test_coupling_term_beats_every_other_feasible_gaussian_coupling(gamma):
 
 
 def test_coupling_term_beats_random_feasible_couplings_in_several_dimensions():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(50, 4, seed=23)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(50, 4, seed=23)
     generator = torch.Generator().manual_seed(24)
     for gamma in (0.05, 1.0, 20.0):
         closed = entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, gamma)
@@ -252,7 +238,7 @@ def test_coupling_term_beats_random_feasible_couplings_in_several_dimensions():
 
 def test_coupling_term_derivative_in_gamma_is_minus_half_the_entropic_w2():
     # Envelope theorem: d/dgamma max_Q [-gamma/2 E c + H(Q)] = -1/2 E_{Q*} c.
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(6, 3, seed=17)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(6, 3, seed=17)
     for gamma in (0.1, 2.0, 30.0):
         step = 1e-5 * gamma
         difference = (entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, gamma + step)
@@ -261,7 +247,7 @@ def test_coupling_term_derivative_in_gamma_is_minus_half_the_entropic_w2():
 
 
 def test_coupling_term_is_at_most_the_independent_entropy():
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(8, 4, seed=18)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(8, 4, seed=18)
     independent = entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, 0.0)
     values = [entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, g) for g in (0.01, 0.1, 1.0, 10.0)]
     assert (values[0] < independent).all()
@@ -284,12 +270,12 @@ PAIR_FUNCTIONS = {
 
 @pytest.mark.parametrize("name", PAIR_FUNCTIONS)
 def test_gradients_match_finite_differences(name):
-    inputs = tuple(t.clone().requires_grad_(True) for t in random_pair(3, 2, seed=19))
+    inputs = tuple(t.clone().requires_grad_(True) for t in random_gaussian_pair(3, 2, seed=19))
     assert torch.autograd.gradcheck(PAIR_FUNCTIONS[name], inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
 def test_kl_to_standard_normal_gradient_matches_finite_differences():
-    mu, logvar, _, _ = random_pair(3, 2, seed=20)
+    mu, logvar, _, _ = random_gaussian_pair(3, 2, seed=20)
     assert torch.autograd.gradcheck(kl_to_standard_normal,
                                     (mu.requires_grad_(True), logvar.requires_grad_(True)), eps=1e-6, atol=1e-6)
 
@@ -297,7 +283,7 @@ def test_kl_to_standard_normal_gradient_matches_finite_differences():
 @pytest.mark.parametrize("name", PAIR_FUNCTIONS)
 @pytest.mark.parametrize("which", ["a", "b", "both"])
 def test_gradients_stay_finite_as_a_variance_vanishes(name, which):
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(4, 3, seed=21)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(4, 3, seed=21)
     if which in ("a", "both"):
         logvar_a[:, 0] = -30.0
     if which in ("b", "both"):
@@ -318,7 +304,7 @@ def test_kl_to_standard_normal_gradient_stays_finite_as_the_variance_vanishes():
 
 @pytest.mark.parametrize("name", PAIR_FUNCTIONS)
 def test_shapes_one_value_per_row(name):
-    mu_a, logvar_a, mu_b, logvar_b = random_pair(5, 7, seed=22)
+    mu_a, logvar_a, mu_b, logvar_b = random_gaussian_pair(5, 7, seed=22)
     expected = (5, 7) if name.startswith("cross covariance") else (5,)
     assert PAIR_FUNCTIONS[name](mu_a, logvar_a, mu_b, logvar_b).shape == expected
     assert kl_to_standard_normal(mu_a, logvar_a).shape == (5,)

@@ -11,13 +11,7 @@ from rvae.errors import NonFiniteLossError
 
 
 
-@pytest.fixture(autouse=True)
-def double_precision():
-    """The toy works in float64; make the tests' own tensors float64 too, and restore afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("double_precision")
 
 
 @pytest.fixture
