@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from rvae.atomic import atomic_replace
 from rvae.data import COLOURS, colorize
 from rvae.errors import NonFiniteLossError
 from rvae.objectives import ObjectiveConfig, get_objective
@@ -77,18 +77,6 @@ def sample_coloured_digits(grey: Tensor, batch_size: int) -> BatchSampler:
     return sample
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(state, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def train(model: torch.nn.Module, batches: BatchSampler, config: TrainConfig, device: str | torch.device = "cpu",
           checkpoint: str | os.PathLike | None = None, progress: bool | None = None) -> TrainResult:
     """Optimise ``model`` with the method's objective; raise NonFiniteLossError on a NaN/inf loss."""
@@ -109,9 +97,10 @@ def train(model: torch.nn.Module, batches: BatchSampler, config: TrainConfig, de
 
     def save(step: int) -> None:
         if checkpoint_path:
-            _save_checkpoint(checkpoint_path, {"fingerprint": config.fingerprint(), "model": model.state_dict(),
-                                               "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
-                                               "history": history, "step": step})
+            state = {"fingerprint": config.fingerprint(), "model": model.state_dict(),
+                     "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
+                     "history": history, "step": step}
+            atomic_replace(checkpoint_path, lambda temporary: torch.save(state, temporary))
 
     started = time.perf_counter()
     for step in progress_bar(range(start_step, config.steps), desc=config.method, total=config.steps - start_step,
