@@ -52,7 +52,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """Logged terms every ``log_every`` steps and the cost per step."""
+    """Logged terms every ``log_every`` steps and the cost per step (wall time over all sessions of
+    the run, a resumed one included, divided by its steps)."""
     history: list[dict[str, float]]
     seconds_per_step: float
     steps_done: int
@@ -85,7 +86,7 @@ def train(model: torch.nn.Module, batches: BatchSampler, config: TrainConfig, de
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
-    start_step = 0
+    start_step, earlier_seconds = 0, 0.0
     checkpoint_path = Path(checkpoint) if checkpoint else None
     if checkpoint_path and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
@@ -94,12 +95,14 @@ def train(model: torch.nn.Module, batches: BatchSampler, config: TrainConfig, de
             optimiser.load_state_dict(state["optimiser"])
             generator.set_state(state["generator"])
             history, start_step = state["history"], state["step"]
+            earlier_seconds = state.get("seconds", 0.0)
 
     def save(step: int) -> None:
         if checkpoint_path:
             state = {"fingerprint": config.fingerprint(), "model": model.state_dict(),
                      "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
-                     "history": history, "step": step}
+                     "history": history, "step": step,
+                     "seconds": earlier_seconds + time.perf_counter() - started}
             atomic_replace(checkpoint_path, lambda temporary: torch.save(state, temporary))
 
     started = time.perf_counter()
@@ -117,10 +120,10 @@ def train(model: torch.nn.Module, batches: BatchSampler, config: TrainConfig, de
             history.append({"step": step, "loss": loss.item(), **logs})
         if checkpoint_path and (step + 1) % config.checkpoint_every == 0:
             save(step + 1)
-    steps_run = max(config.steps - start_step, 0)
-    elapsed = time.perf_counter() - started
+    total_seconds = earlier_seconds + time.perf_counter() - started     # across interrupted sessions
     save(config.steps)
-    return TrainResult(history, elapsed / steps_run if steps_run else float("nan"), config.steps, start_step)
+    return TrainResult(history, total_seconds / config.steps if config.steps else float("nan"),
+                       config.steps, start_step)
 
 
 def fit_representation(architecture: str, image_shape: tuple[int, int, int], latent_dim: int,

@@ -46,6 +46,9 @@ def test_an_interrupted_run_resumes_to_the_same_parameters(tmp_path):
     resumed_model = _model(seed=123)            # different initial weights: everything must come from the checkpoint
     result = train(resumed_model, sample_images(IMAGES, 8), config, checkpoint=checkpoint)
     assert result.resumed_from == 8
+    assert result.seconds_per_step > 0
+    finished = train(_model(), sample_images(IMAGES, 8), config, checkpoint=checkpoint)   # nothing left to run
+    assert finished.resumed_from == 12 and finished.seconds_per_step == pytest.approx(result.seconds_per_step, rel=0.2)
     for a, b in zip(reference.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(a, b)
     assert [h["step"] for h in result.history] == list(range(12))
