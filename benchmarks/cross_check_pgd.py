@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rvae import crosscheck  # noqa: E402
 from rvae.attacks import default_step_size, downstream_attack, pgd_search  # noqa: E402
 from rvae.data import describe_data, mnist_tensors  # noqa: E402
 
@@ -91,32 +92,16 @@ def _flipped(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, eps: float) 
     return (model(x).argmax(1) == y) & (model(x_adv).argmax(1) != y)
 
 
-def flipped_foolbox(encoder: nn.Module, probe: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int,
-                    alpha: float, seed: int = 0) -> Tensor:
-    """(N,) bool: correctly classified images that foolbox's LinfPGD misclassifies (ImportError without it)."""
-    import foolbox
-
-    model = nn.Sequential(encoder, probe).eval()
-    attack = foolbox.attacks.LinfPGD(abs_stepsize=alpha, steps=steps, random_start=True)
-    with torch.random.fork_rng(devices=[]):                                      # foolbox draws from torch's RNG
-        torch.manual_seed(seed)
-        _, x_adv, _ = attack(foolbox.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=eps)
-    return _flipped(model, x, x_adv, y, eps)
+def _library_flipped(library: str):
+    def flipped(encoder: nn.Module, probe: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int,
+                alpha: float, seed: int = 0) -> Tensor:
+        """(N,) bool: correctly classified images that the library's PGD misclassifies (ImportError without it)."""
+        model = nn.Sequential(encoder, probe).eval()
+        return _flipped(model, x, crosscheck.LIBRARY_ATTACKS[library](model, x, y, eps, alpha, steps, seed), y, eps)
+    return flipped
 
 
-def flipped_torchattacks(encoder: nn.Module, probe: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int,
-                         alpha: float, seed: int = 0) -> Tensor:
-    """(N,) bool: correctly classified images that torchattacks' PGD misclassifies (ImportError without it)."""
-    import torchattacks
-
-    model = nn.Sequential(encoder, probe).eval()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        x_adv = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)(x, y)
-    return _flipped(model, x, x_adv, y, eps)
-
-
-LIBRARY_ATTACKS = {"foolbox": flipped_foolbox, "torchattacks": flipped_torchattacks}
+LIBRARY_ATTACKS = {name: _library_flipped(name) for name in crosscheck.LIBRARY_ATTACKS}
 
 
 def cross_check(encoder: nn.Module, probe: nn.Module, x: Tensor, y: Tensor, radii: list[float], steps: int = 20,

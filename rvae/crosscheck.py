@@ -38,23 +38,42 @@ class _MeanThenProbe(nn.Module):
         return self.probe(self.encode_mean(x))
 
 
-def _library_attack(classifier: nn.Module, x: Tensor, y: Tensor, eps: float, step: float, iterations: int,
-                    seed: int) -> tuple[str, Tensor]:
-    """The library's adversarial examples, or raise ImportError when none is installed."""
+def foolbox_pgd(classifier: nn.Module, x: Tensor, y: Tensor, eps: float, step: float, iterations: int,
+                seed: int = 0) -> Tensor:
+    """Foolbox's LinfPGD (one random start) on ``classifier``: adversarial images like x (ImportError without it)."""
+    import foolbox
+
+    with torch.random.fork_rng(devices=[]):                                      # foolbox draws from torch's RNG
+        torch.manual_seed(seed)
+        model = foolbox.PyTorchModel(classifier, bounds=(0, 1), device=x.device)
+        attack = foolbox.attacks.LinfPGD(abs_stepsize=step, steps=iterations, random_start=True)
+        _, adversarial, _ = attack(model, x, y, epsilons=eps)
+    return adversarial
+
+
+def torchattacks_pgd(classifier: nn.Module, x: Tensor, y: Tensor, eps: float, step: float, iterations: int,
+                     seed: int = 0) -> Tensor:
+    """torchattacks' PGD (one random start) on ``classifier``: adversarial images like x (ImportError without it)."""
+    import torchattacks
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        return torchattacks.PGD(classifier, eps=eps, alpha=step, steps=iterations, random_start=True)(x, y)
+
+
+#: Library name -> its L-inf PGD, in order of preference (foolbox is a clean dependency).
+LIBRARY_ATTACKS: dict[str, Callable[..., Tensor]] = {"foolbox": foolbox_pgd, "torchattacks": torchattacks_pgd}
+
+
+def installed_library() -> str | None:
+    """The first attack library of :data:`LIBRARY_ATTACKS` that imports, or None."""
+    for name in LIBRARY_ATTACKS:
         try:
-            import foolbox
+            module = __import__(name)
         except ImportError:
-            foolbox = None
-        if foolbox is not None:
-            model = foolbox.PyTorchModel(classifier, bounds=(0, 1), device=x.device)
-            attack = foolbox.attacks.LinfPGD(abs_stepsize=step, steps=iterations, random_start=True)
-            _, adversarial, _ = attack(model, x, y, epsilons=eps)
-            return f"foolbox {foolbox.__version__}", adversarial
-        import torchattacks
-        attack = torchattacks.PGD(classifier, eps=eps, alpha=step, steps=iterations, random_start=True)
-        return f"torchattacks {torchattacks.__version__}", attack(x, y)
+            continue
+        return f"{name} {module.__version__}"
+    return None
 
 
 def library_cross_check(encode_mean: Callable[[Tensor], Tensor], probe: nn.Module, images: Tensor, labels: Tensor,
@@ -65,15 +84,16 @@ def library_cross_check(encode_mean: Callable[[Tensor], Tensor], probe: nn.Modul
     x, y = images.to(device), labels.to(device)
     with torch.no_grad():
         correct = classifier(x).argmax(1) == y
-    result = CrossCheck(library="none installed", attacked=int(correct.sum()))
+    library = installed_library()
+    result = CrossCheck(library=library or "none installed", attacked=int(correct.sum()))
+    if library is None:
+        return result
+    library_attack = LIBRARY_ATTACKS[library.split()[0]]
     for eps in radii:
         step = default_step_size(eps, iterations)
         ours = downstream_attack(encode_mean, probe, x, y, eps, iterations=iterations, restarts=1, step_size=step,
                                  generator=torch.Generator().manual_seed(seed))
-        try:
-            result.library, adversarial = _library_attack(classifier, x, y, eps, step, iterations, seed)
-        except ImportError:
-            return result
+        adversarial = library_attack(classifier, x, y, eps, step, iterations, seed)
         with torch.no_grad():
             theirs = correct & (classifier(adversarial).argmax(1) != y)
         result.radii.append(eps)

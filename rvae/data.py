@@ -25,9 +25,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
-from tqdm import tqdm
 
 from rvae.errors import DatasetNotFoundError, RvaeError
+from rvae.progress import progress_bar
 
 PathLike = str | os.PathLike
 SPLITS = ("train", "test")
@@ -333,7 +333,7 @@ def celeba_tensors(split: str = "train", data_dir: PathLike | None = None, limit
     paths = [ds.image_dir / name for name in ds.filenames]
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
         faces = pool.map(lambda p: load_face(p, crop, size), paths)
-        bar = tqdm(faces, total=len(paths), desc=f"CelebA {split}", disable=None if progress else True)
+        bar = progress_bar(faces, desc=f"CelebA {split}", total=len(paths), enabled=None if progress else False)
         for i, face in enumerate(bar):
             images[i] = face
     return images, ds.attributes
