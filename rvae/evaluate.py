@@ -47,6 +47,23 @@ def train_linear_probe(features: Tensor, labels: Tensor, num_classes: int, epoch
 
 
 @torch.no_grad()
+def reconstruction_error(model: nn.Module, images: Tensor, batch_size: int = 512,
+                         device: str | torch.device = "cpu") -> float:
+    """Mean over images of the summed squared error ||x - g(mu(x))||^2 (pixels in [0, 1]), eval mode.
+
+    The decoder is applied to the encoder's mean, the deterministic reconstruction.
+    """
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device)
+        total += (model.decode(model.encode(x)[0]) - x).pow(2).flatten(1).sum(1).sum().item()
+    model.train(was_training)
+    return total / len(images)
+
+
+@torch.no_grad()
 def probe_accuracy(probe: nn.Module, features: Tensor, labels: Tensor) -> float:
     """Fraction of correctly classified feature vectors."""
     return (probe(features).argmax(1) == labels).float().mean().item()

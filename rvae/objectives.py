@@ -2,7 +2,8 @@
 
     loss, logs = objective(x, model, config, generator)
 
-``x`` is a batch of images (B, C, H, W) in [0, 1]; ``model`` a :class:`rvae.nets.VAE`;
+``x`` is a batch of images (B, C, H, W) in [0, 1] (AVAE-SS uses only its batch size: it trains
+on decoded prior samples); ``model`` a :class:`rvae.nets.VAE`;
 ``config`` an :class:`ObjectiveConfig`; ``generator`` the torch.Generator that draws the
 reparameterisation noise (and the selection's random start). ``loss`` is the scalar to
 *minimise* (minus the mean bound, in nats per example); ``logs`` maps term names to floats.
@@ -17,7 +18,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from rvae import gaussians
+from rvae import coupling, gaussians
 from rvae.attacks import latent_selection, random_selection
 
 LOG_2PI = math.log(2 * math.pi)
@@ -31,6 +32,9 @@ class ObjectiveConfig:
     selection: str = "adversarial"      # SE selection mechanism: "adversarial" (PGD) or "random"
     selection_eps: float = 0.1          # SE selection radius (L-inf)
     selection_budget: int = 20          # SE selection PGD iterations L
+    rho: float = 0.97                   # AVAE family: correlation of p_rho(z'|z) for the decoded partner
+    rho_se: float = 0.975               # AVAE family: correlation for the adversarial (SE) partner
+    coupling_form: str = "tight"        # AVAE family: "tight" (appendix C.3.1) or "factorised" q(z, z')
 
 
 def gaussian_log_likelihood(x: Tensor, mean: Tensor, variance: float) -> Tensor:
@@ -95,6 +99,85 @@ def smooth_encoder(x: Tensor, model, config: ObjectiveConfig, generator=None) ->
                            "entropic_w2": w2.mean().item()}
 
 
+# ---------------------------------------------------------------------------------------------
+# The AVAE family (AVAE appendix C): the ELBO's terms plus one rho-coupling per partner code
+# ---------------------------------------------------------------------------------------------
+def _coupled_bound(model, partners: dict[str, tuple[Tensor, float]], config: ObjectiveConfig,
+                   z: Tensor, mu: Tensor, logvar: Tensor, reconstruction: Tensor | None) -> dict[str, Tensor]:
+    """Terms (each (B,)) of  [E log p(x|z)] - KL(q(z|x) || p(z)) + sum_k C_rho_k(z_k | z).
+
+    ``partners`` maps a name to (x_k, rho_k): the partner input, already detached, whose code
+    z_k ~ q(z|x_k) is tied to z by p_rho_k(z_k | z); C is :func:`rvae.coupling.conditional_coupling`.
+    ``bound`` is the sum of the others.
+    """
+    terms: dict[str, Tensor] = {}
+    if reconstruction is not None:
+        terms["reconstruction"] = reconstruction
+    terms["kl"] = gaussians.kl_to_standard_normal(mu, logvar)
+    bound = (reconstruction if reconstruction is not None else 0.0) - terms["kl"]
+    for name, (partner, rho) in partners.items():
+        mu_k, logvar_k = model.encode(partner)
+        terms[f"coupling_{name}"] = coupling.conditional_coupling(mu, logvar, mu_k, logvar_k, rho,
+                                                                  config.coupling_form)
+        bound = bound + terms[f"coupling_{name}"]
+    terms["bound"] = bound
+    return terms
+
+
+def _encode_and_decode(x: Tensor, model, generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(mu, logvar, z, g(z)): x's code, one reparameterised sample and its decoded mean."""
+    mu, logvar = model.encode(x)
+    z = gaussians.reparameterise(mu, logvar, generator)
+    return mu, logvar, z, model.decode(z)
+
+
+def bound_terms(method: str, x: Tensor, model, config: ObjectiveConfig, generator=None) -> dict[str, Tensor]:
+    """The per-example terms (each (B,), differentiable) of one AVAE-family bound; ``bound`` is their sum.
+
+    ``avae``     (Algorithm 1, eq. 13): x~ = stopgradient(g(z)) is re-encoded and tied to z with rho.
+    ``se_rho``   (Algorithm 2, eq. 32): the SE partner x' = stopgradient(PGD(x)) tied with rho_se.
+    ``se_avae``  (Algorithm 3, eq. 35): both partners, rho and rho_se. Eq. 35 as printed has no
+                 data term; its KL form (appendix C.5) has p(X|Z), and without it the decoder
+                 would get no gradient at all, so E log p(x|z) is included.
+    ``avae_ss``  (Algorithm 4, eq. 34): x = stopgradient(g(z'')), z'' ~ N(0, I), replaces the data;
+                 no data term, so only the encoder learns (post-training a VAE's encoder).
+    Stop-gradients sit exactly where the algorithms put them: decoded and attacked inputs are
+    constants, so the decoder's parameters are reached only through E log p(x|z).
+    """
+    if method == "avae_ss":
+        with torch.no_grad():
+            prior_sample = torch.randn((x.shape[0], model.latent_dim), generator=generator,
+                                       device=generator.device if generator is not None else x.device)
+            x = model.decode(prior_sample.to(x.device))
+        mu, logvar, z, decoded = _encode_and_decode(x, model, generator)
+        return _coupled_bound(model, {"decoded": (decoded.detach(), config.rho)}, config, z, mu, logvar, None)
+    partners: dict[str, tuple[Tensor, float]] = {}
+    if method in ("se_rho", "se_avae"):
+        partners["adversarial"] = (select_partners(x, model, config, generator).detach(), config.rho_se)
+    if method not in ("avae", "se_rho", "se_avae"):
+        raise ValueError(f"{method!r} is not an AVAE-family method; valid: avae, se_rho, se_avae, avae_ss")
+    mu, logvar, z, decoded = _encode_and_decode(x, model, generator)
+    reconstruction = gaussian_log_likelihood(x, decoded, model.observation_variance)
+    if method in ("avae", "se_avae"):
+        partners = {"decoded": (decoded.detach(), config.rho), **partners}
+    return _coupled_bound(model, partners, config, z, mu, logvar, reconstruction)
+
+
+def _family_objective(method: str) -> Callable[..., tuple[Tensor, dict[str, float]]]:
+    def objective(x: Tensor, model, config: ObjectiveConfig, generator=None) -> tuple[Tensor, dict[str, float]]:
+        terms = bound_terms(method, x, model, config, generator)
+        return -terms["bound"].mean(), {name: value.mean().item() for name, value in terms.items()}
+    objective.__name__ = method
+    objective.__doc__ = f"Minus the mean {method} bound; see :func:`bound_terms`."
+    return objective
+
+
+avae = _family_objective("avae")
+se_rho = _family_objective("se_rho")
+se_avae = _family_objective("se_avae")
+avae_ss = _family_objective("avae_ss")
+
+
 Objective = Callable[..., tuple[Tensor, dict[str, float]]]
 
 #: Method name -> objective. A new method is one function and one line here.
@@ -102,6 +185,10 @@ OBJECTIVES: dict[str, Objective] = {
     "elbo": elbo,
     "beta_vae": beta_vae,
     "se": smooth_encoder,
+    "avae": avae,
+    "se_rho": se_rho,
+    "se_avae": se_avae,
+    "avae_ss": avae_ss,
 }
 
 

@@ -14,8 +14,13 @@ import nbformat
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+#: What the runner itself writes: changes there do not make a run's source 'dirty'.
+GENERATED_PATHS = ("book/chapters", "results", "book/reproduction_status.md")
+
+
 def git_revision(root: Path) -> str:
-    """Short commit hash of ``root``'s checkout, '+dirty' when it has uncommitted changes."""
+    """Short commit hash of ``root``'s checkout, '+dirty' when tracked files other than the
+    generated outputs (:data:`GENERATED_PATHS`) have uncommitted changes."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                               check=True, timeout=30).stdout.strip()
@@ -24,7 +29,8 @@ def git_revision(root: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     try:
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        excluded = [f":(exclude){path}" for path in GENERATED_PATHS]
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded))
     except (OSError, subprocess.SubprocessError):
         dirty = False
     return revision + ("+dirty" if dirty else "")

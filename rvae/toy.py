@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -198,27 +199,35 @@ class FitHistory:
     objective: list[float]
 
 
-def fit(model: DiscreteVAE, counts: Tensor, objective: str = "elbo", steps: int = 2000,
-        learning_rate: float = 0.02, radius: int = 2, gamma: float = 20.0,
-        sinkhorn_iterations: int = 100) -> FitHistory:
-    """Maximise the ELBO ('elbo') or the SE-ELBO ('se') over all tables with Adam, full batch."""
-    if objective not in {"elbo", "se"}:
-        raise ValueError(f"objective must be 'elbo' or 'se', got {objective!r}")
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+def maximise(objective: Callable[[], Tensor], parameters, steps: int, learning_rate: float,
+             name: str) -> FitHistory:
+    """Full-batch Adam ascent on ``objective()`` for ``steps`` steps; NonFiniteLossError on NaN/inf."""
+    if steps < 0:
+        raise ValueError(f"steps must be non-negative, got {steps}")
+    optimiser = torch.optim.Adam(parameters, lr=learning_rate)
     history = []
-    for step in progress_bar(range(steps), desc=f"toy {objective}"):
-        if objective == "elbo":
-            value = batch_elbo(model, counts)
-        else:
-            value = smooth_encoder_elbo(model, counts, radius, gamma, sinkhorn_iterations)
+    for step in progress_bar(range(steps), desc=f"toy {name}"):
+        value = objective()
         if not torch.isfinite(value):
-            raise NonFiniteLossError(f"the toy {objective} objective became {value.item()} at step {step}; "
+            raise NonFiniteLossError(f"the toy {name} objective became {value.item()} at step {step}; "
                                      "lower the learning rate or raise the spreads")
         optimiser.zero_grad()
         (-value).backward()
         optimiser.step()
         history.append(value.item())
     return FitHistory(history)
+
+
+def fit(model: DiscreteVAE, counts: Tensor, objective: str = "elbo", steps: int = 2000,
+        learning_rate: float = 0.02, radius: int = 2, gamma: float = 20.0,
+        sinkhorn_iterations: int = 100) -> FitHistory:
+    """Maximise the ELBO ('elbo') or the SE-ELBO ('se') over all tables with Adam, full batch."""
+    if objective not in {"elbo", "se"}:
+        raise ValueError(f"objective must be 'elbo' or 'se', got {objective!r}")
+    if objective == "elbo":
+        return maximise(lambda: batch_elbo(model, counts), model.parameters(), steps, learning_rate, objective)
+    return maximise(lambda: smooth_encoder_elbo(model, counts, radius, gamma, sinkhorn_iterations),
+                    model.parameters(), steps, learning_rate, objective)
 
 
 # ---------------------------------------------------------------------------------------------

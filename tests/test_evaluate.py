@@ -51,3 +51,15 @@ def test_label_subset_is_stratified_and_seeded():
     assert evaluate.label_subset(labels, 0.001).numel() == 3
     with pytest.raises(ValueError):
         evaluate.label_subset(labels, 0.0)
+
+
+def test_reconstruction_error_is_the_mean_summed_squared_error_of_the_mean_code():
+    from rvae.nets import build_vae
+    torch.manual_seed(0)
+    model = build_vae("mlp", (1, 3, 3), latent_dim=2, hidden=4)
+    images = torch.rand(7, 1, 3, 3, generator=torch.Generator().manual_seed(1))
+    by_hand = sum(((model.decode(model.encode(x[None])[0])[0] - x) ** 2).sum().item() for x in images) / 7
+    model.train()
+    assert evaluate.reconstruction_error(model, images, batch_size=3) == pytest.approx(by_hand, rel=1e-5)
+    assert model.training                                  # the mode is restored
+    assert evaluate.reconstruction_error(model, images, batch_size=3) > 0

@@ -14,6 +14,8 @@ from rvae.objectives import ObjectiveConfig
 class TinyVAE(nn.Module):
     """A 4-pixel linear VAE whose every number can be followed by hand."""
 
+    latent_dim = 2
+
     def __init__(self):
         super().__init__()
         self.observation_variance = 0.5
@@ -148,3 +150,158 @@ def test_se_selection_stays_in_the_ball_and_is_not_differentiated():
 def test_unknown_method_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid: elbo, beta_vae, se"):
         objectives.get_objective("gan")
+
+
+# ---------------------------------------------------------------------------------------------
+# The AVAE family
+# ---------------------------------------------------------------------------------------------
+def _hand_coupling(m, s, m2, s2, rho, form="tight"):
+    """E log p_rho(z'|z) + H(z'|z) for one dimension, from the 2 x 2 joint Gaussian (numpy)."""
+    import numpy as np
+    gamma = rho / (1 - rho ** 2)
+    psi = max(np.roots([gamma, 1.0, -gamma * s * s2]).real) if form == "tight" else 0.0
+    joint = np.array([[s, psi], [psi, s2]])
+    target = np.array([[1.0, rho], [rho, 1.0]])
+    second = joint + np.outer([m, m2], [m, m2])
+    log_joint = -0.5 * np.trace(np.linalg.solve(target, second)) - 0.5 * np.log(np.linalg.det(2 * np.pi * target))
+    log_prior = -0.5 * (m ** 2 + s) - 0.5 * np.log(2 * np.pi)
+    entropy_given_z = 0.5 * np.log(np.linalg.det(2 * np.pi * np.e * joint)) - 0.5 * np.log(2 * np.pi * np.e * s)
+    return log_joint - log_prior + entropy_given_z
+
+
+def _hand_family_bound(model, x, z, partners, reconstruct=True, form="tight"):
+    """Mean over the batch of [log p(x|z)] - KL + sum of couplings, every number by hand."""
+    mu, logvar = model.encode(x)
+    total = 0.0
+    for i in range(len(x)):
+        value = 0.0
+        if reconstruct:
+            value += -2 * math.log(2 * math.pi * 0.5) - ((x[i] - model.decode(z[i:i + 1])[0]) ** 2).sum().item()
+        value -= 0.5 * sum(mu[i, k].item() ** 2 + math.exp(logvar[i, k].item()) - 1 - logvar[i, k].item() for k in range(2))
+        for partner, rho in partners:
+            mu_p, logvar_p = model.encode(partner)
+            value += sum(_hand_coupling(mu[i, k].item(), math.exp(logvar[i, k].item()), mu_p[i, k].item(),
+                                        math.exp(logvar_p[i, k].item()), rho, form) for k in range(2))
+        total += value
+    return total / len(x)
+
+
+@pytest.mark.parametrize("form", ["tight", "factorised"])
+def test_avae_bound_equals_its_hand_computed_terms(form):
+    model = TinyVAE()
+    config = ObjectiveConfig(rho=0.9, coupling_form=form)
+    loss, logs = objectives.avae(X, model, config, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        mu, logvar = model.encode(X)
+        z = mu + (0.5 * logvar).exp() * _noise(3)
+        decoded = model.decode(z)
+        by_hand = _hand_family_bound(model, X, z, [(decoded, 0.9)], form=form)
+    assert loss.item() == pytest.approx(-by_hand, rel=1e-5)
+    assert logs["bound"] == pytest.approx(logs["reconstruction"] - logs["kl"] + logs["coupling_decoded"], rel=1e-6)
+
+
+def test_se_rho_and_se_avae_bounds_equal_their_hand_computed_terms(fixed_partner):
+    model = TinyVAE()
+    config = ObjectiveConfig(rho=0.95, rho_se=0.975)
+    partner = (X + 0.05).clamp(0, 1)
+    se_loss, _ = objectives.se_rho(X, model, config, torch.Generator().manual_seed(6))
+    both_loss, logs = objectives.se_avae(X, model, config, torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        mu, logvar = model.encode(X)
+        z = mu + (0.5 * logvar).exp() * _noise(6)
+        se_by_hand = _hand_family_bound(model, X, z, [(partner, 0.975)])
+        both_by_hand = _hand_family_bound(model, X, z, [(model.decode(z), 0.95), (partner, 0.975)])
+    assert se_loss.item() == pytest.approx(-se_by_hand, rel=1e-5)
+    assert both_loss.item() == pytest.approx(-both_by_hand, rel=1e-5)
+    assert set(logs) == {"reconstruction", "kl", "coupling_decoded", "coupling_adversarial", "bound"}
+
+
+def test_avae_ss_trains_on_decoded_prior_samples_without_a_data_term():
+    model = TinyVAE()
+    loss, logs = objectives.avae_ss(X, model, ObjectiveConfig(rho=0.97), torch.Generator().manual_seed(8))
+    generator = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        generated = model.decode(torch.randn((2, 2), generator=generator))
+        mu, logvar = model.encode(generated)
+        z = mu + (0.5 * logvar).exp() * torch.randn((2, 2), generator=generator)
+        by_hand = _hand_family_bound(model, generated, z, [(model.decode(z), 0.97)], reconstruct=False)
+    assert loss.item() == pytest.approx(-by_hand, rel=1e-5)
+    assert "reconstruction" not in logs
+    other, _ = objectives.avae_ss(1 - X, model, ObjectiveConfig(rho=0.97), torch.Generator().manual_seed(8))
+    assert other.item() == loss.item()                  # the data batch only sets the batch size
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_avae_decoder_learns_only_from_the_data_term_and_the_encoder_from_the_re_encoded_sample():
+    model = TinyVAE()
+    terms = objectives.bound_terms("avae", X, model, ObjectiveConfig(), torch.Generator().manual_seed(1))
+    terms["coupling_decoded"].sum().backward(retain_graph=True)
+    assert all(g is None for g in _grads(model.decoder))           # x~ = stopgradient(g(z))
+    assert model.mean_map.weight.grad.abs().sum() > 0 and model.logvar_map.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    terms["bound"].sum().backward(retain_graph=True)
+    from_bound = [g.clone() for g in _grads(model.decoder)]
+    model.zero_grad()
+    terms["reconstruction"].sum().backward()
+    assert all(torch.equal(a, b) for a, b in zip(from_bound, _grads(model.decoder)))
+
+
+def test_without_the_stop_gradient_the_decoder_would_learn_from_the_coupling():
+    """The control for the test above: re-encoding g(z) un-detached does reach the decoder."""
+    model = TinyVAE()
+    mu, logvar = model.encode(X)
+    z = gaussians.reparameterise(mu, logvar, torch.Generator().manual_seed(1))
+    mu_t, logvar_t = model.encode(model.decode(z))
+    from rvae.coupling import conditional_coupling
+    conditional_coupling(mu, logvar, mu_t, logvar_t, 0.97).sum().backward()
+    assert model.decoder.weight.grad.abs().sum() > 0
+
+
+def test_se_avae_decoder_gradient_is_the_reconstruction_gradient(fixed_partner):
+    model = TinyVAE()
+    terms = objectives.bound_terms("se_avae", X, model, ObjectiveConfig(), torch.Generator().manual_seed(2))
+    terms["bound"].sum().backward(retain_graph=True)
+    from_bound = [g.clone() for g in _grads(model.decoder)]
+    model.zero_grad()
+    terms["reconstruction"].sum().backward()
+    assert all(torch.equal(a, b) for a, b in zip(from_bound, _grads(model.decoder)))
+
+
+def _small_mlp_vae_and_images():
+    from rvae.nets import build_vae
+    torch.manual_seed(0)
+    return build_vae("mlp", (1, 4, 4), latent_dim=3, hidden=8), torch.rand(20, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+
+
+def test_avae_ss_post_training_leaves_the_decoder_exactly_unchanged():
+    from rvae.train import TrainConfig, sample_images, train
+    model, images = _small_mlp_vae_and_images()
+    decoder_before = [p.detach().clone() for p in model.decoder.parameters()]
+    encoder_before = [p.detach().clone() for p in model.encoder.parameters()]
+    result = train(model, sample_images(images, 5), TrainConfig(method="avae_ss", steps=5, log_every=1), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(decoder_before, model.decoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
+    assert all(math.isfinite(row["bound"]) for row in result.history)
+
+
+@pytest.mark.parametrize("method", ["avae", "se_rho", "se_avae"])
+def test_every_family_method_trains_with_the_one_loop(method):
+    from rvae.train import TrainConfig, sample_images, train
+    model, images = _small_mlp_vae_and_images()
+    config = TrainConfig(method=method, steps=30, learning_rate=1e-2, log_every=29,
+                         objective=ObjectiveConfig(selection_budget=2, selection_eps=0.1))
+    result = train(model, sample_images(images, 10), config, progress=False)
+    assert result.history[-1]["bound"] > result.history[0]["bound"]
+
+
+def test_family_arguments_are_checked():
+    model = TinyVAE()
+    with pytest.raises(ValueError, match="not an AVAE-family method"):
+        objectives.bound_terms("elbo", X, model, ObjectiveConfig())
+    with pytest.raises(ValueError, match="rho"):
+        objectives.avae(X, model, ObjectiveConfig(rho=1.0))
+    with pytest.raises(ValueError, match="unknown coupling"):
+        objectives.avae(X, model, ObjectiveConfig(coupling_form="joint"))
