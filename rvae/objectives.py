@@ -34,7 +34,8 @@ class ObjectiveConfig:
     selection_budget: int = 20          # SE selection PGD iterations L
     rho: float = 0.97                   # AVAE family: correlation of p_rho(z'|z) for the decoded partner
     rho_se: float = 0.975               # AVAE family: correlation for the adversarial (SE) partner
-    coupling_form: str = "tight"        # AVAE family: "tight" (appendix C.3.1) or "factorised" q(z, z')
+    decoded_coupling: str = "factorised"   # AVAE family: q(z, z~) of the re-encoded sample, eqs. 13, 34, 35
+    adversarial_coupling: str = "tight"    # AVAE family: q(z, z') of the SE partner, appendix C.3.1, eq. 32
 
 
 def gaussian_log_likelihood(x: Tensor, mean: Tensor, variance: float) -> Tensor:
@@ -102,33 +103,31 @@ def smooth_encoder(x: Tensor, model, config: ObjectiveConfig, generator=None) ->
 # ---------------------------------------------------------------------------------------------
 # The AVAE family (AVAE appendix C): the ELBO's terms plus one rho-coupling per partner code
 # ---------------------------------------------------------------------------------------------
-def _coupled_bound(model, partners: dict[str, tuple[Tensor, float]], config: ObjectiveConfig,
-                   z: Tensor, mu: Tensor, logvar: Tensor, reconstruction: Tensor | None) -> dict[str, Tensor]:
+def _coupled_bound(model, partners: dict[str, tuple[Tensor, float, str]], mu: Tensor, logvar: Tensor,
+                   reconstruction: Tensor | None) -> dict[str, Tensor]:
     """Terms (each (B,)) of  [E log p(x|z)] - KL(q(z|x) || p(z)) + sum_k C_rho_k(z_k | z).
 
-    ``partners`` maps a name to (x_k, rho_k): the partner input, already detached, whose code
-    z_k ~ q(z|x_k) is tied to z by p_rho_k(z_k | z); C is :func:`rvae.coupling.conditional_coupling`.
-    ``bound`` is the sum of the others.
+    ``partners`` maps a name to (x_k, rho_k, form_k): the partner input, already detached, whose
+    code z_k ~ q(z|x_k) is tied to z by p_rho_k(z_k | z); C is
+    :func:`rvae.coupling.conditional_coupling` with coupling form_k. ``bound`` is the sum of the others.
     """
     terms: dict[str, Tensor] = {}
     if reconstruction is not None:
         terms["reconstruction"] = reconstruction
     terms["kl"] = gaussians.kl_to_standard_normal(mu, logvar)
     bound = (reconstruction if reconstruction is not None else 0.0) - terms["kl"]
-    for name, (partner, rho) in partners.items():
+    for name, (partner, rho, form) in partners.items():
         mu_k, logvar_k = model.encode(partner)
-        terms[f"coupling_{name}"] = coupling.conditional_coupling(mu, logvar, mu_k, logvar_k, rho,
-                                                                  config.coupling_form)
+        terms[f"coupling_{name}"] = coupling.conditional_coupling(mu, logvar, mu_k, logvar_k, rho, form)
         bound = bound + terms[f"coupling_{name}"]
     terms["bound"] = bound
     return terms
 
 
-def _encode_and_decode(x: Tensor, model, generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(mu, logvar, z, g(z)): x's code, one reparameterised sample and its decoded mean."""
+def _encode_and_decode(x: Tensor, model, generator) -> tuple[Tensor, Tensor, Tensor]:
+    """(mu, logvar, g(z)): x's code and the decoded mean of one reparameterised sample z."""
     mu, logvar = model.encode(x)
-    z = gaussians.reparameterise(mu, logvar, generator)
-    return mu, logvar, z, model.decode(z)
+    return mu, logvar, model.decode(gaussians.reparameterise(mu, logvar, generator))
 
 
 def bound_terms(method: str, x: Tensor, model, config: ObjectiveConfig, generator=None) -> dict[str, Tensor]:
@@ -143,24 +142,32 @@ def bound_terms(method: str, x: Tensor, model, config: ObjectiveConfig, generato
                  no data term, so only the encoder learns (post-training a VAE's encoder).
     Stop-gradients sit exactly where the algorithms put them: decoded and attacked inputs are
     constants, so the decoder's parameters are reached only through E log p(x|z).
+
+    The SE partner uses ``config.adversarial_coupling`` (default "tight", the C.3.1 bound of
+    eq. 32); the decoded partner ``config.decoded_coupling`` (default "factorised", as eqs. 13,
+    34 and 35 write it). The tight form is degenerate for the decoded partner: an encoder that
+    ignores its input, q(z|x) = N(0, I), lets psi = rho supply the whole correlation and attains
+    the bound's maximum (0 without a data term), so AVAE-SS would learn exactly that.
     """
     if method == "avae_ss":
         with torch.no_grad():
             prior_sample = torch.randn((x.shape[0], model.latent_dim), generator=generator,
                                        device=generator.device if generator is not None else x.device)
             x = model.decode(prior_sample.to(x.device))
-        mu, logvar, z, decoded = _encode_and_decode(x, model, generator)
-        return _coupled_bound(model, {"decoded": (decoded.detach(), config.rho)}, config, z, mu, logvar, None)
-    partners: dict[str, tuple[Tensor, float]] = {}
+        mu, logvar, decoded = _encode_and_decode(x, model, generator)
+        return _coupled_bound(model, {"decoded": (decoded.detach(), config.rho, config.decoded_coupling)},
+                              mu, logvar, None)
+    partners: dict[str, tuple[Tensor, float, str]] = {}
     if method in ("se_rho", "se_avae"):
-        partners["adversarial"] = (select_partners(x, model, config, generator).detach(), config.rho_se)
+        partners["adversarial"] = (select_partners(x, model, config, generator).detach(), config.rho_se,
+                                   config.adversarial_coupling)
     if method not in ("avae", "se_rho", "se_avae"):
         raise ValueError(f"{method!r} is not an AVAE-family method; valid: avae, se_rho, se_avae, avae_ss")
-    mu, logvar, z, decoded = _encode_and_decode(x, model, generator)
+    mu, logvar, decoded = _encode_and_decode(x, model, generator)
     reconstruction = gaussian_log_likelihood(x, decoded, model.observation_variance)
     if method in ("avae", "se_avae"):
-        partners = {"decoded": (decoded.detach(), config.rho), **partners}
-    return _coupled_bound(model, partners, config, z, mu, logvar, reconstruction)
+        partners = {"decoded": (decoded.detach(), config.rho, config.decoded_coupling), **partners}
+    return _coupled_bound(model, partners, mu, logvar, reconstruction)
 
 
 def _family_objective(method: str) -> Callable[..., tuple[Tensor, dict[str, float]]]:
