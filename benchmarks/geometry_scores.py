@@ -1,0 +1,125 @@
+"""Time to score MNIST test images with the pullback-metric robustness scores: batched vs naive.
+
+Batched (rvae.geometry): vmap(jacrev) encoder Jacobians per chunk, the (2d x N) factor, its
+singular values. Naive: per image, torch.autograd.functional.jacobian, the explicit 784 x 784
+metric G, torch.linalg.eigh. The naive side runs on a subset; both times are also scaled
+linearly to 10,000 images (the MNIST test set), and the output says so.
+
+Run by hand:  RVAE_DATA=/work/shared/data python benchmarks/geometry_scores.py --images 500 --naive-images 50
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from rvae.data import mnist_tensors
+from rvae.geometry import robustness_scores, von_neumann_entropy
+from rvae.nets import build_vae
+from rvae.objectives import ObjectiveConfig, get_objective
+
+TEST_SET = 10_000
+
+
+def naive_eigenvalues(model, x: torch.Tensor, curvature: str) -> torch.Tensor:
+    """All N eigenvalues of the explicitly formed G per image, (B, N) ascending (eigh), one image at a time."""
+    shape = x.shape[1:]
+
+    def mean_and_std(flat):
+        mu, logvar = model.encode(flat.view(1, *shape))
+        return torch.cat((mu[0], (0.5 * logvar[0]).exp()))                     # (2d,)
+
+    out = []
+    for image in x:
+        flat = image.flatten()
+        j = torch.autograd.functional.jacobian(mean_and_std, flat)              # (2d, N)
+        j_mu, j_sigma = j.chunk(2, dim=0)
+        if curvature == "flat":
+            g = j_mu.T @ j_mu + j_sigma.T @ j_sigma
+        else:
+            mu = model.encode(image[None])[0][0]
+            j_g = torch.autograd.functional.jacobian(lambda z: model.decode(z[None]).flatten(), mu)   # (N, d)
+            g_z = j_g.T @ j_g
+            g = j_mu.T @ g_z @ j_mu + j_sigma.T @ g_z @ j_sigma
+        out.append(torch.linalg.eigh(g).eigenvalues)
+    return torch.stack(out)
+
+
+def briefly_train(model, images: torch.Tensor, steps: int, batch: int = 128, seed: int = 0) -> None:
+    """A few Adam steps on the ELBO (so the encoder is not a random network)."""
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    objective = get_objective("elbo")
+    model.train()
+    for _ in range(steps):
+        index = torch.randint(len(images), (batch,), generator=generator)
+        loss, _ = objective(images[index], model, ObjectiveConfig(), generator)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=500, help="test images scored by the batched method")
+    parser.add_argument("--naive-images", type=int, default=50, help="of those, how many the naive loop scores")
+    parser.add_argument("--batch-size", type=int, default=128, help="chunk size of the batched method")
+    parser.add_argument("--curvature", choices=("flat", "decoder"), default="flat")
+    parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--train-steps", type=int, default=0,
+                        help="Adam steps on the ELBO over MNIST train images before scoring (0: untrained)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-dir", default=None, help="data root (default: $RVAE_DATA)")
+    args = parser.parse_args()
+    if not 1 <= args.naive_images <= args.images:
+        parser.error("need 1 <= --naive-images <= --images")
+
+    torch.manual_seed(0)
+    model = build_vae("mlp", (1, 28, 28), latent_dim=args.latent_dim).to(args.device)
+    if args.train_steps:
+        train, _ = mnist_tensors("train", args.data_dir, download=False, limit=10_000)
+        briefly_train(model, train.to(args.device), args.train_steps)
+    model.eval()
+    x, _ = mnist_tensors("test", args.data_dir, download=False, limit=args.images)
+    x = x.to(args.device)
+    trained = f"{args.train_steps} ELBO steps" if args.train_steps else "untrained"
+    print(f"MLP VAE, latent {args.latent_dim}, {trained}, "
+          f"curvature {args.curvature}, device {args.device}, {torch.get_num_threads()} threads")
+
+    robustness_scores(model, x[:2], args.curvature)                             # warm-up
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    scores = robustness_scores(model, x, args.curvature, batch_size=args.batch_size)
+    sync()
+    batched = time.perf_counter() - start
+
+    start = time.perf_counter()
+    naive = naive_eigenvalues(model, x[:args.naive_images], args.curvature)
+    sync()
+    naive_time = time.perf_counter() - start
+
+    per_batched, per_naive = batched / len(x), naive_time / args.naive_images
+    print(f"batched factor + SVD: {batched:8.3f} s for {len(x)} images  ({1e3 * per_batched:.3f} ms/image)")
+    print(f"naive jacobian + eigh: {naive_time:8.3f} s for {args.naive_images} images ({1e3 * per_naive:.3f} ms/image)")
+    print(f"scaled linearly to the {TEST_SET:,} test images: batched {TEST_SET * per_batched:.1f} s, "
+          f"naive {TEST_SET * per_naive:.1f} s (naive measured on a subset of {args.naive_images} and scaled)")
+    print(f"speed-up (per image): x{per_naive / per_batched:.1f}")
+
+    common = scores["spectral_radius"][:args.naive_images]
+    reference = naive[:, -1]
+    relative = ((common - reference).abs() / reference.abs()).max().item()
+    entropy_gap = (scores["entropy"][:args.naive_images]
+                   - von_neumann_entropy(naive.clamp_min(0))).abs().max().item()
+    print(f"on the common {args.naive_images} images: max relative difference of spectral radii {relative:.2e}, "
+          f"max |difference| of normalised entropies {entropy_gap:.2e}")
+    entropy = scores["entropy"].median().item()
+    print(f"medians over the {len(x)} images: spectral radius {scores['spectral_radius'].median().item():.4g}, "
+          f"normalised entropy {entropy:.4f} (max log(2d) = {math.log(2 * args.latent_dim):.4f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""The stochastic pullback metric of a Gaussian encoder, and the robustness scores built on it.
+
+Local geometry paper, sections 3-4 and supplement B. Write the encoder as a random map
+z = f(x) = mu(x) + eps * sigma(x), eps ~ N(0, I_d), sigma = exp(logvar / 2), of a flattened input
+x in R^N (N = C*H*W). Its Jacobian is J_f = J_mu + diag(eps) J_sigma, and averaging the pulled-back
+metric J_f^T J_f over eps (E eps = 0, E eps^2 = 1) gives the *expected pullback metric* (eq. 4)
+
+    G(x) = J_mu^T J_mu + J_sigma^T J_sigma                                       (N x N),
+
+with J_mu, J_sigma the (d x N) Jacobians of the mean and the standard deviation. For a small
+input step eta the squared latent displacement is, to second order, eta^T G eta. If the latent
+space is not taken as flat but carries the decoder's pullback G_z = J_g^T J_g (J_g the N x d
+Jacobian of the decoder mean g at z = mu(x); our decoders have a fixed observation variance, so
+the decoder's sigma term of supplement B vanishes), the metric becomes (supplement eq. 11)
+
+    G(x) = J_mu^T G_z J_mu + J_sigma^T G_z J_sigma.
+
+Computation. G is never formed. Both variants are G = B^T B with a *factor*
+
+    B = [R J_mu ; R J_sigma]          (2d x N),     R^T R = G_z  (R = I in the flat case).
+
+For the decoder variant R is the (d x d) triangular factor of a reduced QR decomposition
+J_g = Q R: then R^T R = J_g^T J_g = G_z exactly, without ever forming G_z (forming it, or
+taking its Cholesky factor, would square J_g's condition number). The nonzero eigenvalues of G
+are the squared singular values of B and its eigenvectors are B's right singular vectors, so one
+thin SVD of a (2d x N) matrix replaces an (N x N) eigendecomposition (N = 784 against 2d = 64 on
+MNIST): G has rank at most 2d, its remaining N - 2d eigenvalues are 0.
+
+The Jacobians are batched with ``torch.func``: ``vmap`` over a function of *one* flattened
+input. The encoder maps N inputs to 2d outputs, so reverse mode (``jacrev``: one vector-Jacobian
+product per output, 2d of them) is cheaper than forward mode (one Jacobian-vector product per
+input, N of them); the decoder maps d latents to N pixels, so there forward mode (``jacfwd``,
+d products) is the cheaper one. The model is put in eval mode meanwhile (BatchNorm must use its
+running statistics: in train mode an input's code would depend on the rest of its batch, and
+vmap refuses batch statistics) and every submodule gets its own mode back afterwards. Inputs are
+processed in chunks of ``batch_size`` to bound memory. Log-variances clamped by the encoder
+(``rvae.nets.LOGVAR_MIN``/``MAX``) have a zero derivative, as in the network itself.
+
+Scores (section 3.2), from the eigenvalues lambda_1 >= ... >= lambda_k >= 0 of G:
+
+* spectral radius rho(G) = lambda_1, the largest squared latent displacement per unit input step;
+* von Neumann entropy. The paper writes S = -sum lambda log lambda, the Shannon formula applied
+  to unnormalised eigenvalues. The von Neumann entropy proper is that of the trace-normalised
+  matrix G / tr G, i.e. of p = lambda / sum(lambda): S = -sum p log p, between 0 (rank one: a
+  single exploitable direction) and log k (isotropic). The book reports the normalised one
+  (``normalise=True``): it is scale-free, so it measures the *anisotropy* of G separately from
+  its *size*, which the spectral radius already measures; the literal formula mixes the two
+  (S(c lambda) = c S(lambda) - c log(c) sum lambda) and is negative as soon as the eigenvalues
+  exceed 1. Both use 0 log 0 = 0. A zero metric (an encoder that is locally constant) has no
+  normalised spectrum: its normalised entropy is NaN.
+
+Attack (section 3, Theorem 3.2): the step eta of L2 norm delta that maximises eta^T G eta is
+delta times the top eigenvector. :func:`eigen_attack` takes x_c = clip(x + delta v, 0, 1) with v a
+unit eigenvector; the paper writes x + delta lambda eta, we keep delta an L2 radius in pixel space
+(|x_c - x| <= delta; the clipping to the image box can only shorten the step). Singular vectors
+have no intrinsic sign: :func:`pullback_spectrum` returns each direction with its largest-magnitude
+component positive (reproducible across backends), and the attack functions can instead let the
+attacker take, per image and step, whichever of +v and -v moves the encoder mean further after
+clipping (to first order both are equal; clipping at the box makes them differ).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import jacfwd, jacrev, vmap
+
+from rvae.progress import progress_bar
+
+CURVATURES = ("flat", "decoder")
+DEFAULT_BATCH_SIZE = 128
+
+
+@dataclass(frozen=True)
+class PullbackSpectrum:
+    """Eigenpairs of G(x) for a batch: ``eigenvalues`` (B, k) descending, ``directions`` (B, k, N) unit rows."""
+    eigenvalues: Tensor
+    directions: Tensor
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode; give each its own previous mode back on exit."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def _check_curvature(curvature: str) -> None:
+    if curvature not in CURVATURES:
+        raise ValueError(f"unknown curvature {curvature!r}; valid: {', '.join(map(repr, CURVATURES))}")
+
+
+def _check_images(x: Tensor) -> None:
+    if x.dim() != 4 or len(x) == 0:
+        raise ValueError(f"images must be a non-empty batch (B, C, H, W), not of shape {tuple(x.shape)}")
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+
+
+def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else fallback
+
+
+def _chunks(x: Tensor, batch_size: int, desc: str) -> Iterator[Tensor]:
+    starts = range(0, len(x), batch_size)
+    for start in progress_bar(starts, desc=desc, total=len(starts)):
+        yield x[start:start + batch_size]
+
+
+def _encoder_jacobian_chunk(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(J, mu): J (b, 2, d, N) stacks J_mu and J_sigma; mu (b, d); model already in eval mode."""
+    image_shape = x.shape[1:]
+
+    def mean_and_std(flat: Tensor) -> tuple[Tensor, Tensor]:     # one input (N,) -> (2, d), aux mu (d,)
+        mu, logvar = model.encode(flat.view(1, *image_shape))
+        out = torch.stack((mu[0], (0.5 * logvar[0]).exp()))
+        return out, mu[0]
+
+    return vmap(jacrev(mean_and_std, has_aux=True))(x.flatten(1))
+
+
+def _decoder_jacobian_chunk(model: nn.Module, z: Tensor) -> Tensor:
+    """J_g (b, N, d): Jacobian of the flattened decoder mean at each row of z (b, d)."""
+    def decoded(code: Tensor) -> Tensor:                         # one latent (d,) -> (N,)
+        return model.decode(code.view(1, -1)).reshape(-1)
+
+    return vmap(jacfwd(decoded))(z)
+
+
+def _factor_chunk(model: nn.Module, x: Tensor, curvature: str) -> Tensor:
+    """B (b, 2r, N) with G = B^T B (r = d, or min(d, N) for the decoder variant); eval mode set."""
+    jacobians, mu = _encoder_jacobian_chunk(model, x)            # (b, 2, d, N), (b, d)
+    if curvature == "decoder":
+        r = torch.linalg.qr(_decoder_jacobian_chunk(model, mu), mode="r").R   # (b, r, d), R^T R = J_g^T J_g
+        jacobians = r.unsqueeze(1) @ jacobians                   # (b, 2, r, N)
+    return jacobians.flatten(1, 2)                               # rows: R J_mu, then R J_sigma
+
+
+def _canonical_signs(directions: Tensor) -> Tensor:
+    """Flip each row (..., N) so that its largest-magnitude component is positive."""
+    index = directions.abs().argmax(-1, keepdim=True)
+    sign = torch.sign(directions.gather(-1, index))
+    return directions * torch.where(sign == 0, torch.ones_like(sign), sign)
+
+
+# ------------------------------------------------------------------------------------------- Jacobians
+def encoder_jacobians(model: nn.Module, x: Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[Tensor, Tensor]:
+    """(J_mu, J_sigma), each (B, d, N): Jacobians of the encoder mean and std at images x (B, C, H, W)."""
+    _check_images(x)
+    _check_batch_size(batch_size)
+    device = _model_device(model, x.device)
+    parts = []
+    with _eval_mode(model), torch.no_grad():
+        for chunk in _chunks(x, batch_size, "encoder Jacobians"):
+            parts.append(_encoder_jacobian_chunk(model, chunk.to(device))[0].to(x.device))
+    jacobians = torch.cat(parts)
+    return jacobians[:, 0], jacobians[:, 1]
+
+
+def _checked_device(model: nn.Module, x: Tensor, curvature: str, batch_size: int) -> torch.device:
+    """Validate the common arguments (ValueError) and return the device the model computes on."""
+    _check_curvature(curvature)
+    _check_images(x)
+    _check_batch_size(batch_size)
+    return _model_device(model, x.device)
+
+
+def metric_factor(model: nn.Module, x: Tensor, curvature: str = "flat",
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> Tensor:
+    """B (B, 2d, N) with G(x) = B^T B: [J_mu; J_sigma] ("flat") or [R J_mu; R J_sigma], R^T R = G_z ("decoder")."""
+    device = _checked_device(model, x, curvature, batch_size)
+    with _eval_mode(model), torch.no_grad():
+        return torch.cat([_factor_chunk(model, chunk.to(device), curvature).to(x.device)
+                          for chunk in _chunks(x, batch_size, "pullback factor")])
+
+
+# ---------------------------------------------------------------------------------------------- spectra
+def pullback_spectrum(model: nn.Module, x: Tensor, curvature: str = "flat", top: int | None = None,
+                      batch_size: int = DEFAULT_BATCH_SIZE) -> PullbackSpectrum:
+    """Top ``top`` (default all k = min(2d, N)) eigenpairs of G(x) for images x (B, C, H, W), from an SVD of B.
+
+    Eigenvalues (B, k) descending; directions (B, k, N), unit, largest-magnitude component positive.
+    """
+    device = _checked_device(model, x, curvature, batch_size)
+    if top is not None and top < 1:
+        raise ValueError(f"top must be None or >= 1, not {top}")
+    values, vectors = [], []
+    with _eval_mode(model), torch.no_grad():
+        for chunk in _chunks(x, batch_size, "pullback spectrum"):
+            factor = _factor_chunk(model, chunk.to(device), curvature)            # (b, 2d, N)
+            k = min(factor.shape[-2:])
+            if top is not None and top > k:
+                raise ValueError(f"top = {top} exceeds the number of eigenpairs available, min(2d, N) = {k}")
+            _, singular, vh = torch.linalg.svd(factor, full_matrices=False)      # (b, k), (b, k, N)
+            keep = k if top is None else top
+            values.append(singular[:, :keep].square().to(x.device))
+            vectors.append(_canonical_signs(vh[:, :keep]).to(x.device))
+    return PullbackSpectrum(torch.cat(values), torch.cat(vectors))
+
+
+def pullback_eigenvalues(model: nn.Module, x: Tensor, curvature: str = "flat",
+                         batch_size: int = DEFAULT_BATCH_SIZE) -> Tensor:
+    """The k = min(2d, N) leading eigenvalues of G(x) (the other N - k are 0), (B, k) descending; no directions."""
+    device = _checked_device(model, x, curvature, batch_size)
+    with _eval_mode(model), torch.no_grad():
+        return torch.cat([torch.linalg.svdvals(_factor_chunk(model, chunk.to(device), curvature)).square()
+                          .to(x.device) for chunk in _chunks(x, batch_size, "pullback eigenvalues")])
+
+
+# ----------------------------------------------------------------------------------------------- scores
+def _check_eigenvalues(eigenvalues: Tensor) -> Tensor:
+    """Eigenvalues (..., k) of a PSD matrix with rounding-level negatives set to 0; larger negatives raise."""
+    if eigenvalues.dim() < 1 or eigenvalues.shape[-1] == 0:
+        raise ValueError(f"eigenvalues must have a non-empty last dimension, not shape {tuple(eigenvalues.shape)}")
+    scale = eigenvalues.abs().amax(-1, keepdim=True)
+    tolerance = math.sqrt(torch.finfo(eigenvalues.dtype).eps) * scale if eigenvalues.is_floating_point() else 0
+    if (eigenvalues < -tolerance).any():
+        raise ValueError("eigenvalues of a metric must be >= 0; got a clearly negative one "
+                         f"(min {eigenvalues.min().item():.3g})")
+    return eigenvalues.clamp_min(0)
+
+
+def spectral_radius(eigenvalues: Tensor) -> Tensor:
+    """rho(G) = max |lambda| over the last dimension of ``eigenvalues`` (B, k): (B,)."""
+    if eigenvalues.dim() < 1 or eigenvalues.shape[-1] == 0:
+        raise ValueError(f"eigenvalues must have a non-empty last dimension, not shape {tuple(eigenvalues.shape)}")
+    return eigenvalues.abs().amax(-1)
+
+
+def von_neumann_entropy(eigenvalues: Tensor, normalise: bool = True) -> Tensor:
+    """Entropy of a spectrum (B, k) -> (B,): -sum p log p with p = lambda / sum lambda, or -sum lambda log lambda.
+
+    ``normalise=True`` (the book's score) is the first, the von Neumann entropy of G / tr G;
+    ``False`` is the paper's literal formula.
+    0 log 0 = 0; a zero spectrum has normalised entropy NaN. Tiny negative (rounding) eigenvalues
+    count as 0; clearly negative ones raise ValueError.
+    """
+    lam = _check_eigenvalues(eigenvalues)
+    if not normalise:
+        return -torch.xlogy(lam, lam).sum(-1)
+    total = lam.sum(-1, keepdim=True)
+    p = lam / total                                              # NaN rows where total == 0
+    return -torch.xlogy(p, p).sum(-1)
+
+
+def robustness_scores(model: nn.Module, images: Tensor, curvature: str = "flat",
+                      batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Tensor]:
+    """Per-image scores, each (B,): ``spectral_radius``, ``entropy`` (normalised), ``entropy_unnormalised``."""
+    eigenvalues = pullback_eigenvalues(model, images, curvature, batch_size)
+    return {"spectral_radius": spectral_radius(eigenvalues),
+            "entropy": von_neumann_entropy(eigenvalues, normalise=True),
+            "entropy_unnormalised": von_neumann_entropy(eigenvalues, normalise=False)}
+
+
+# ----------------------------------------------------------------------------------------------- attacks
+def _check_step(step: float) -> float:
+    step = float(step)
+    if not math.isfinite(step) or step < 0:
+        raise ValueError(f"a step must be a finite number >= 0, not {step}")
+    return step
+
+
+def _step_along(x: Tensor, direction: Tensor, step: float) -> Tensor:
+    """clip(x + step v, 0, 1) with v (B, N) reshaped to x (B, C, H, W)."""
+    if direction.shape != (len(x), x[0].numel()):
+        raise ValueError(f"direction must be (B, N) = {(len(x), x[0].numel())} for images of shape "
+                         f"{tuple(x.shape)}, not {tuple(direction.shape)}")
+    return (x + step * direction.reshape(x.shape).to(x)).clamp(0.0, 1.0)
+
+
+def _encoder_mean(model: nn.Module, x: Tensor) -> Tensor:
+    return model.encode(x)[0]
+
+
+def eigen_attack(x: Tensor, direction: Tensor, step: float, model: nn.Module | None = None) -> Tensor:
+    """One-step attack x_c = clip(x + step v, 0, 1), (B, C, H, W), for unit directions v (B, N) and images x in [0, 1].
+
+    Clipping to [0, 1] can only shorten the step: ||x_c - x|| <= step. Without ``model`` v is
+    used as given; with it, each image takes whichever of +v and -v moves the encoder mean
+    further after clipping (ties keep +v). The model is evaluated in eval mode, without gradients.
+    """
+    step = _check_step(step)
+    plus = _step_along(x, direction, step)
+    if model is None:
+        return plus
+    minus = _step_along(x, -direction, step)
+    with _eval_mode(model), torch.no_grad():
+        mu = _encoder_mean(model, x)
+        gain_plus = (_encoder_mean(model, plus) - mu).norm(dim=1)
+        gain_minus = (_encoder_mean(model, minus) - mu).norm(dim=1)
+    take_minus = (gain_minus > gain_plus).view(-1, *[1] * (x.dim() - 1))
+    return torch.where(take_minus, minus, plus)
+
+
+def _check_steps(steps: Sequence[float] | Tensor) -> list[float]:
+    steps = [float(s) for s in (steps.tolist() if isinstance(steps, Tensor) else steps)]
+    if not steps:
+        raise ValueError("steps must not be empty")
+    return [_check_step(s) for s in steps]
+
+
+def mse_along_directions(model: nn.Module, x: Tensor, spectrum: PullbackSpectrum, steps: Sequence[float] | Tensor,
+                         n_directions: int = 5, choose_sign: bool = True,
+                         batch_size: int = 512) -> Tensor:
+    """Mean over images of MSE(x, decode(mu(x_c))), x_c = eigen_attack along the k-th eigendirection: (n_directions, S).
+
+    ``spectrum`` is that of x (directions (B, >= n_directions, N)); ``choose_sign`` lets the
+    attacker pick +-v per image and step (see :func:`eigen_attack`). The paper's curves use
+    the top 5 directions and 40 log-spaced steps in [0.01, 10].
+    """
+    _check_images(x)
+    _check_batch_size(batch_size)
+    steps = _check_steps(steps)
+    available = spectrum.directions.shape[1] if spectrum.directions.dim() == 3 else 0
+    if spectrum.directions.shape[0] != len(x) or not 1 <= n_directions <= available:
+        raise ValueError(f"need 1 <= n_directions <= {available} directions for each of the {len(x)} images; "
+                         f"got n_directions = {n_directions} and directions of shape "
+                         f"{tuple(spectrum.directions.shape)}")
+    device = _model_device(model, x.device)
+    total = torch.zeros(n_directions, len(steps), dtype=torch.float64)
+    with _eval_mode(model), torch.no_grad():
+        for start in progress_bar(range(0, len(x), batch_size), desc="MSE along eigendirections"):
+            chunk = x[start:start + batch_size].to(device)
+            directions = spectrum.directions[start:start + batch_size].to(device)
+            for k in range(n_directions):
+                for j, step in enumerate(steps):
+                    attacked = eigen_attack(chunk, directions[:, k], step, model if choose_sign else None)
+                    reconstruction = model.decode(_encoder_mean(model, attacked))
+                    total[k, j] += (chunk - reconstruction).pow(2).flatten(1).mean(1).sum().double().cpu()
+    return (total / len(x)).to(x.dtype)
+
+
+def latent_displacement(model: nn.Module, x: Tensor, direction: Tensor, steps: Sequence[float] | Tensor,
+                        choose_sign: bool = True, batch_size: int = 512) -> Tensor:
+    """Mean over images of ||mu(x_c) - mu(x)||, x_c = eigen_attack(x, direction, step), per step: (S,)."""
+    _check_images(x)
+    _check_batch_size(batch_size)
+    steps = _check_steps(steps)
+    if direction.shape != (len(x), x[0].numel()):
+        raise ValueError(f"direction must be (B, N) = {(len(x), x[0].numel())} for images of shape "
+                         f"{tuple(x.shape)}, not {tuple(direction.shape)}")
+    device = _model_device(model, x.device)
+    total = torch.zeros(len(steps), dtype=torch.float64)
+    with _eval_mode(model), torch.no_grad():
+        for start in progress_bar(range(0, len(x), batch_size), desc="latent displacement"):
+            chunk = x[start:start + batch_size].to(device)
+            v = direction[start:start + batch_size].to(device)
+            mu = _encoder_mean(model, chunk)
+            for j, step in enumerate(steps):
+                attacked = eigen_attack(chunk, v, step, model if choose_sign else None)
+                total[j] += (_encoder_mean(model, attacked) - mu).norm(dim=1).sum().double().cpu()
+    return (total / len(x)).to(x.dtype)
