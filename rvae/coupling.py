@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from rvae.gaussians import entropic_cross_covariance
+from rvae.gaussians import entropic_cross_covariance, log_entropic_residual
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_2PI_E = math.log(2 * math.pi * math.e)
@@ -100,11 +100,9 @@ def conditional_coupling(mu: Tensor, logvar: Tensor, mu_partner: Tensor, logvar_
         log_conditional_variance = logvar_partner
     else:
         gamma = coupling_strength(rho)
-        product_log = logvar + logvar_partner
-        root = torch.sqrt(1.0 + 4.0 * gamma ** 2 * product_log.exp())
-        log_psi_over_gamma = math.log(2.0) + product_log - torch.log1p(root)          # log(S S' - psi^2)
-        psi = gamma * log_psi_over_gamma.exp()
-        log_conditional_variance = log_psi_over_gamma - logvar                        # log(S' - psi^2 / S)
+        log_residual = log_entropic_residual(logvar, logvar_partner, gamma)       # log(S S' - psi^2) = log(psi / gamma)
+        psi = gamma * log_residual.exp()
+        log_conditional_variance = log_residual - logvar                          # log(S' - psi^2 / S)
     squared = (mu_partner - rho * mu).pow(2) + logvar_partner.exp() + rho * rho * logvar.exp() - 2.0 * rho * psi
     expected_log_conditional = -squared / (2.0 * residual) - 0.5 * (LOG_2PI + math.log(residual))
     conditional_entropy = 0.5 * (LOG_2PI_E + log_conditional_variance)

@@ -13,15 +13,14 @@ import torch
 from torch import Tensor, nn
 
 from rvae.attacks import adversarial_accuracy
+from rvae.nets import evaluation_mode
 
 
 @torch.no_grad()
 def encoder_means(model: nn.Module, images: Tensor, batch_size: int = 512, device: str | torch.device = "cpu") -> Tensor:
     """The encoder's mean for every image, (N, d), computed in eval mode on ``device``."""
-    was_training = model.training
-    model.eval()
-    means = [model.encode(images[i:i + batch_size].to(device))[0].cpu() for i in range(0, len(images), batch_size)]
-    model.train(was_training)
+    with evaluation_mode(model):
+        means = [model.encode(images[i:i + batch_size].to(device))[0].cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(means)
 
 
@@ -53,13 +52,11 @@ def reconstruction_error(model: nn.Module, images: Tensor, batch_size: int = 512
 
     The decoder is applied to the encoder's mean, the deterministic reconstruction.
     """
-    was_training = model.training
-    model.eval()
     total = 0.0
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device)
-        total += (model.decode(model.encode(x)[0]) - x).pow(2).flatten(1).sum(1).sum().item()
-    model.train(was_training)
+    with evaluation_mode(model):
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device)
+            total += (model.decode(model.encode(x)[0]) - x).pow(2).flatten(1).sum(1).sum().item()
     return total / len(images)
 
 

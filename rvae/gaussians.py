@@ -57,6 +57,17 @@ def entropic_cross_covariance(logvar_a: Tensor, logvar_b: Tensor, gamma: float) 
     return 2.0 * gamma * product / (1.0 + torch.sqrt(1.0 + 4.0 * gamma ** 2 * product))
 
 
+def log_entropic_residual(logvar_a: Tensor, logvar_b: Tensor, gamma: float) -> Tensor:
+    """log(S_a S_b - psi^2) per dimension, (B, d), at the optimal psi (where it equals log(psi / gamma)).
+
+    Computed as log 2 + log(S_a S_b) - log(1 + sqrt(1 + 4 gamma^2 S_a S_b)): no cancellation when
+    psi^2 is close to S_a S_b. Needs gamma > 0.
+    """
+    product_log = logvar_a + logvar_b
+    root = torch.sqrt(1.0 + 4.0 * gamma ** 2 * product_log.exp())
+    return math.log(2.0) + product_log - torch.log1p(root)
+
+
 def entropic_w2(mu_a: Tensor, logvar_a: Tensor, mu_b: Tensor, logvar_b: Tensor, gamma: float) -> Tensor:
     """W_{2,gamma}: E||z_a - z_b||^2 under the entropic-optimal coupling,
     ||mu_a - mu_b||^2 + sum(S_a + S_b - 2 psi), (B,). Tends to W2^2 as gamma -> inf."""
@@ -76,8 +87,5 @@ def entropic_coupling_term(mu_a: Tensor, logvar_a: Tensor, mu_b: Tensor, logvar_
         raise ValueError(f"the coupling strength gamma must be >= 0, not {gamma}")
     if isinstance(gamma, (int, float)) and gamma == 0:
         return 0.5 * (2 * LOG_2PI_E + logvar_a + logvar_b).sum(-1)
-    product_log = logvar_a + logvar_b
-    root = torch.sqrt(1.0 + 4.0 * gamma ** 2 * product_log.exp())
-    log_psi_over_gamma = math.log(2.0) + product_log - torch.log1p(root)        # log(psi / gamma)
-    entropy = (LOG_2PI_E + 0.5 * log_psi_over_gamma).sum(-1)
+    entropy = (LOG_2PI_E + 0.5 * log_entropic_residual(logvar_a, logvar_b, gamma)).sum(-1)
     return -0.5 * gamma * entropic_w2(mu_a, logvar_a, mu_b, logvar_b, gamma) + entropy

@@ -60,7 +60,6 @@ clipping (to first order both are equal; clipping at the box makes them differ).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -69,6 +68,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacfwd, jacrev, vmap
 
+from rvae.nets import evaluation_mode
 from rvae.progress import progress_bar
 
 CURVATURES = ("flat", "decoder")
@@ -83,18 +83,6 @@ class PullbackSpectrum:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode; give each its own previous mode back on exit."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 def _check_curvature(curvature: str) -> None:
     if curvature not in CURVATURES:
         raise ValueError(f"unknown curvature {curvature!r}; valid: {', '.join(map(repr, CURVATURES))}")
@@ -164,7 +152,7 @@ def encoder_jacobians(model: nn.Module, x: Tensor, batch_size: int = DEFAULT_BAT
     _check_batch_size(batch_size)
     device = _model_device(model, x.device)
     parts = []
-    with _eval_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad():
         for chunk in _chunks(x, batch_size, "encoder Jacobians"):
             parts.append(_encoder_jacobian_chunk(model, chunk.to(device))[0].to(x.device))
     jacobians = torch.cat(parts)
@@ -183,7 +171,7 @@ def metric_factor(model: nn.Module, x: Tensor, curvature: str = "flat",
                   batch_size: int = DEFAULT_BATCH_SIZE) -> Tensor:
     """B (B, 2d, N) with G(x) = B^T B: [J_mu; J_sigma] ("flat") or [R J_mu; R J_sigma], R^T R = G_z ("decoder")."""
     device = _checked_device(model, x, curvature, batch_size)
-    with _eval_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad():
         return torch.cat([_factor_chunk(model, chunk.to(device), curvature).to(x.device)
                           for chunk in _chunks(x, batch_size, "pullback factor")])
 
@@ -199,7 +187,7 @@ def pullback_spectrum(model: nn.Module, x: Tensor, curvature: str = "flat", top:
     if top is not None and top < 1:
         raise ValueError(f"top must be None or >= 1, not {top}")
     values, vectors = [], []
-    with _eval_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad():
         for chunk in _chunks(x, batch_size, "pullback spectrum"):
             factor = _factor_chunk(model, chunk.to(device), curvature)            # (b, 2d, N)
             k = min(factor.shape[-2:])
@@ -216,7 +204,7 @@ def pullback_eigenvalues(model: nn.Module, x: Tensor, curvature: str = "flat",
                          batch_size: int = DEFAULT_BATCH_SIZE) -> Tensor:
     """The k = min(2d, N) leading eigenvalues of G(x) (the other N - k are 0), (B, k) descending; no directions."""
     device = _checked_device(model, x, curvature, batch_size)
-    with _eval_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad():
         return torch.cat([torch.linalg.svdvals(_factor_chunk(model, chunk.to(device), curvature)).square()
                           .to(x.device) for chunk in _chunks(x, batch_size, "pullback eigenvalues")])
 
@@ -298,7 +286,7 @@ def eigen_attack(x: Tensor, direction: Tensor, step: float, model: nn.Module | N
     if model is None:
         return plus
     minus = _step_along(x, -direction, step)
-    with _eval_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad():
         mu = _encoder_mean(model, x)
         gain_plus = (_encoder_mean(model, plus) - mu).norm(dim=1)
         gain_minus = (_encoder_mean(model, minus) - mu).norm(dim=1)
@@ -332,7 +320,7 @@ def mse_along_directions(model: nn.Module, x: Tensor, spectrum: PullbackSpectrum
                          f"{tuple(spectrum.directions.shape)}")
     device = _model_device(model, x.device)
     total = torch.zeros(n_directions, len(steps), dtype=torch.float64)
-    with _eval_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad():
         for start in progress_bar(range(0, len(x), batch_size), desc="MSE along eigendirections"):
             chunk = x[start:start + batch_size].to(device)
             directions = spectrum.directions[start:start + batch_size].to(device)
@@ -355,7 +343,7 @@ def latent_displacement(model: nn.Module, x: Tensor, direction: Tensor, steps: S
                          f"{tuple(x.shape)}, not {tuple(direction.shape)}")
     device = _model_device(model, x.device)
     total = torch.zeros(len(steps), dtype=torch.float64)
-    with _eval_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad():
         for start in progress_bar(range(0, len(x), batch_size), desc="latent displacement"):
             chunk = x[start:start + batch_size].to(device)
             v = direction[start:start + batch_size].to(device)

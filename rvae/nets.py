@@ -16,7 +16,9 @@ z (B, d) -> the mean of a Gaussian p(x|z) = N(x; g(z), v I), an image (B, C, H, 
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +33,19 @@ CONV_ENCODER_CHANNELS = (8, 16, 32, 64, 128, 256, 512)           # AVAE appendix
 CONV_ENCODER_STRIDES = (2, 1, 2, 1, 2, 1, 2)
 CONV_DECODER_CHANNELS = (64, 32)                                  # then the image's C channels
 CONV_DECODER_STRIDES = (1, 2, 1)
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode (BatchNorm uses its running statistics); give each its own
+    previous mode back on exit."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def _check_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -236,6 +236,15 @@ def _grads(module):
     return [p.grad for p in module.parameters()]
 
 
+def _decoder_gradients_equal(model, first, second):
+    """Whether the decoder gets exactly the same gradient from first.sum() as from second.sum()."""
+    first.sum().backward(retain_graph=True)
+    from_first = [g.clone() for g in _grads(model.decoder)]
+    model.zero_grad()
+    second.sum().backward(retain_graph=True)
+    return all(torch.equal(a, b) for a, b in zip(from_first, _grads(model.decoder)))
+
+
 def test_avae_decoder_learns_only_from_the_data_term_and_the_encoder_from_the_re_encoded_sample():
     model = TinyVAE()
     terms = objectives.bound_terms("avae", X, model, ObjectiveConfig(), torch.Generator().manual_seed(1))
@@ -243,11 +252,7 @@ def test_avae_decoder_learns_only_from_the_data_term_and_the_encoder_from_the_re
     assert all(g is None for g in _grads(model.decoder))           # x~ = stopgradient(g(z))
     assert model.mean_map.weight.grad.abs().sum() > 0 and model.logvar_map.weight.grad.abs().sum() > 0
     model.zero_grad()
-    terms["bound"].sum().backward(retain_graph=True)
-    from_bound = [g.clone() for g in _grads(model.decoder)]
-    model.zero_grad()
-    terms["reconstruction"].sum().backward()
-    assert all(torch.equal(a, b) for a, b in zip(from_bound, _grads(model.decoder)))
+    assert _decoder_gradients_equal(model, terms["bound"], terms["reconstruction"])
 
 
 def test_without_the_stop_gradient_the_decoder_would_learn_from_the_coupling():
@@ -264,11 +269,7 @@ def test_without_the_stop_gradient_the_decoder_would_learn_from_the_coupling():
 def test_se_avae_decoder_gradient_is_the_reconstruction_gradient(fixed_partner):
     model = TinyVAE()
     terms = objectives.bound_terms("se_avae", X, model, ObjectiveConfig(), torch.Generator().manual_seed(2))
-    terms["bound"].sum().backward(retain_graph=True)
-    from_bound = [g.clone() for g in _grads(model.decoder)]
-    model.zero_grad()
-    terms["reconstruction"].sum().backward()
-    assert all(torch.equal(a, b) for a, b in zip(from_bound, _grads(model.decoder)))
+    assert _decoder_gradients_equal(model, terms["bound"], terms["reconstruction"])
 
 
 def _small_mlp_vae_and_images():
