@@ -17,7 +17,7 @@ import torch
 
 from rvae.data import mnist_tensors
 from rvae.geometry import robustness_scores, von_neumann_entropy
-from rvae.nets import build_vae
+from rvae.nets import ARCHITECTURES, build_vae
 from rvae.objectives import ObjectiveConfig, get_objective
 
 TEST_SET = 10_000
@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="chunk size of the batched method")
     parser.add_argument("--curvature", choices=("flat", "decoder"), default="flat")
     parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--architecture", choices=ARCHITECTURES, default="tanh_mlp",
+                        help="network (default: the local-geometry chapters' tanh MLP)")
     parser.add_argument("--train-steps", type=int, default=0,
                         help="Adam steps on the ELBO over MNIST train images before scoring (0: untrained)")
     parser.add_argument("--device", default="cpu")
@@ -78,7 +80,7 @@ def main() -> None:
         parser.error("need 1 <= --naive-images <= --images")
 
     torch.manual_seed(0)
-    model = build_vae("mlp", (1, 28, 28), latent_dim=args.latent_dim).to(args.device)
+    model = build_vae(args.architecture, (1, 28, 28), latent_dim=args.latent_dim).to(args.device)
     if args.train_steps:
         train, _ = mnist_tensors("train", args.data_dir, download=False, limit=10_000)
         briefly_train(model, train.to(args.device), args.train_steps)
@@ -86,7 +88,7 @@ def main() -> None:
     x, _ = mnist_tensors("test", args.data_dir, download=False, limit=args.images)
     x = x.to(args.device)
     trained = f"{args.train_steps} ELBO steps" if args.train_steps else "untrained"
-    print(f"MLP VAE, latent {args.latent_dim}, {trained}, "
+    print(f"{args.architecture} VAE, latent {args.latent_dim}, {trained}, "
           f"curvature {args.curvature}, device {args.device}, {torch.get_num_threads()} threads")
 
     robustness_scores(model, x[:2], args.curvature)                             # warm-up

@@ -46,7 +46,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def json_safe(value: Any) -> Any:
-    """Turn tensors/numpy scalars into Python numbers and NaN/inf into None, recursively."""
+    """Turn tensors/numpy arrays into lists, their scalars into Python numbers and NaN/inf into None, recursively."""
+    if getattr(value, "ndim", 0) > 0 and callable(getattr(value, "tolist", None)):
+        value = value.tolist()
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

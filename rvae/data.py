@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
-from rvae.errors import DatasetNotFoundError, RvaeError
+from rvae.errors import DatasetNotFoundError, ParameterError, RvaeError
 from rvae.progress import progress_bar
 
 PathLike = str | os.PathLike
@@ -182,6 +182,38 @@ def load_mnist(split: str = "train", data_dir: PathLike | None = None, download:
 def load_fashion_mnist(split: str = "train", data_dir: PathLike | None = None, download: bool = True) -> GreyImages:
     """FashionMNIST ``split`` as a dataset of (image[1,28,28] float32 in [0,1], class int64)."""
     return GreyImages(*_idx_uint8("FashionMNIST", split, data_dir, download))
+
+
+#: The 28 x 28 grey-image datasets a chapter can name: chapter name -> (folder under the data root, loader).
+GREY_DATASETS = {"mnist": ("MNIST", mnist_tensors), "fashion_mnist": ("FashionMNIST", fashion_mnist_tensors)}
+
+
+def _check_grey_names(names: list[str]) -> None:
+    unknown = [name for name in names if name not in GREY_DATASETS]
+    if unknown:
+        raise ParameterError(f"unknown dataset(s) {unknown}; valid: {', '.join(GREY_DATASETS)}")
+
+
+def grey_tensors(name: str, split: str = "train", data_dir: PathLike | None = None, download: bool = True,
+                 limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """The grey dataset ``name`` (a key of :data:`GREY_DATASETS`) as images (N,1,28,28) in [0,1] and labels (N,)."""
+    _check_grey_names([name])
+    return GREY_DATASETS[name][1](split, data_dir, download, limit)
+
+
+def runnable_grey_datasets(names: list[str], data_dir: PathLike | None = None) -> tuple[list[str], dict[str, str]]:
+    """Split ``names`` into those whose files are present (in order) and {name: why not} for the rest.
+
+    Raises ParameterError for a name that is not in :data:`GREY_DATASETS`, and DatasetNotFoundError
+    (whose message says which files go where) when none of them can run.
+    """
+    _check_grey_names(list(names))
+    report = describe_data(data_dir)
+    runnable = [name for name in names if report[GREY_DATASETS[name][0]]["available"]]
+    not_run = {name: report[GREY_DATASETS[name][0]]["reason"] for name in names if name not in runnable}
+    if not runnable:
+        raise DatasetNotFoundError("none of the datasets asked for has its files: " + "; ".join(not_run.values()))
+    return runnable, not_run
 
 
 # ----------------------------------------------------------------------------------------------------- ColorMNIST

@@ -262,11 +262,24 @@ def _check_step(step: float) -> float:
     return step
 
 
-def _step_along(x: Tensor, direction: Tensor, step: float) -> Tensor:
-    """clip(x + step v, 0, 1) with v (B, N) reshaped to x (B, C, H, W)."""
+def _check_image_steps(step: float | Tensor, batch: int) -> float | Tensor:
+    """One step for all images (a float) or one per image (a (B,) tensor), each finite and >= 0."""
+    if not isinstance(step, Tensor):
+        return _check_step(step)
+    if step.shape != (batch,):
+        raise ValueError(f"per-image steps must have shape ({batch},), not {tuple(step.shape)}")
+    if not (torch.isfinite(step).all() and (step >= 0).all()):
+        raise ValueError("per-image steps must be finite numbers >= 0")
+    return step
+
+
+def _step_along(x: Tensor, direction: Tensor, step: float | Tensor) -> Tensor:
+    """clip(x + step v, 0, 1) with v (B, N) reshaped to x (B, C, H, W); step a float or (B,)."""
     if direction.shape != (len(x), x[0].numel()):
         raise ValueError(f"direction must be (B, N) = {(len(x), x[0].numel())} for images of shape "
                          f"{tuple(x.shape)}, not {tuple(direction.shape)}")
+    if isinstance(step, Tensor):
+        step = step.to(x).view(-1, *[1] * (x.dim() - 1))
     return (x + step * direction.reshape(x.shape).to(x)).clamp(0.0, 1.0)
 
 
@@ -274,14 +287,16 @@ def _encoder_mean(model: nn.Module, x: Tensor) -> Tensor:
     return model.encode(x)[0]
 
 
-def eigen_attack(x: Tensor, direction: Tensor, step: float, model: nn.Module | None = None) -> Tensor:
+def eigen_attack(x: Tensor, direction: Tensor, step: float | Tensor, model: nn.Module | None = None) -> Tensor:
     """One-step attack x_c = clip(x + step v, 0, 1), (B, C, H, W), for unit directions v (B, N) and images x in [0, 1].
 
-    Clipping to [0, 1] can only shorten the step: ||x_c - x|| <= step. Without ``model`` v is
-    used as given; with it, each image takes whichever of +v and -v moves the encoder mean
-    further after clipping (ties keep +v). The model is evaluated in eval mode, without gradients.
+    ``step`` is one L2 length for every image or a (B,) tensor of lengths, one per image (e.g. the
+    paper's literal delta * lambda_1(x)). Clipping to [0, 1] can only shorten the step:
+    ||x_c - x|| <= step. Without ``model`` v is used as given; with it, each image takes whichever
+    of +v and -v moves the encoder mean further after clipping (ties keep +v). The model is
+    evaluated in eval mode, without gradients.
     """
-    step = _check_step(step)
+    step = _check_image_steps(step, len(x))
     plus = _step_along(x, direction, step)
     if model is None:
         return plus
@@ -352,3 +367,26 @@ def latent_displacement(model: nn.Module, x: Tensor, direction: Tensor, steps: S
                 attacked = eigen_attack(chunk, v, step, model if choose_sign else None)
                 total[j] += (_encoder_mean(model, attacked) - mu).norm(dim=1).sum().double().cpu()
     return (total / len(x)).to(x.dtype)
+
+
+def first_crossing(steps: Sequence[float], values: Sequence[float], level: float) -> float:
+    """The smallest step at which a curve sampled at increasing ``steps`` reaches ``level``.
+
+    Linear interpolation in log(step) between the last sample below ``level`` and the first at or
+    above it; ``steps[0]`` if the curve starts at or above ``level``; ``inf`` if it never gets there.
+    Steps must be positive and strictly increasing (the log-spaced grids of the MSE curves).
+    """
+    steps_, values_ = [float(s) for s in steps], [float(v) for v in values]
+    if len(steps_) != len(values_) or not steps_:
+        raise ValueError(f"steps and values must be non-empty and of one length, not {len(steps_)} and {len(values_)}")
+    if steps_[0] <= 0 or any(b <= a for a, b in zip(steps_, steps_[1:])):
+        raise ValueError("steps must be positive and strictly increasing")
+    for i, value in enumerate(values_):
+        if value >= level:
+            if i == 0:
+                return steps_[0]
+            below, above = values_[i - 1], value
+            fraction = (level - below) / (above - below)
+            return math.exp(math.log(steps_[i - 1]) + fraction * (math.log(steps_[i]) - math.log(steps_[i - 1])))
+    return math.inf
+

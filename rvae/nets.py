@@ -13,6 +13,10 @@ z (B, d) -> the mean of a Gaussian p(x|z) = N(x; g(z), v I), an image (B, C, H, 
     The AVAE appendix F ConvNet for (Color)MNIST: a 7-layer VGG-style encoder and a
     3-layer de-convolutional decoder (see :class:`ConvEncoder` and :class:`ConvDecoder` for
     what the appendix states and what is our guess).
+``"tanh_mlp"``
+    The local-geometry paper's MNIST/FashionMNIST MLP (its supplement A): hidden layers of 256,
+    256, 512 and 32 units, BatchNorm before every tanh, two 32 x 32 linear maps to the mean and
+    the log-variance; the decoder mirrors it (32, 512, 256, 256 units). See :class:`TanhMLPEncoder`.
 """
 from __future__ import annotations
 
@@ -27,12 +31,13 @@ from rvae.gaussians import reparameterise
 
 #: Log-variances are clamped to this range: sigma in [e^-6, e^4] ~ [0.0025, 55], finite exp() always.
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "conv", "tanh_mlp")
 MLP_DEPTH = 4                                                     # hidden layers, Smooth Encoders C.1
 CONV_ENCODER_CHANNELS = (8, 16, 32, 64, 128, 256, 512)           # AVAE appendix F
 CONV_ENCODER_STRIDES = (2, 1, 2, 1, 2, 1, 2)
 CONV_DECODER_CHANNELS = (64, 32)                                  # then the image's C channels
 CONV_DECODER_STRIDES = (1, 2, 1)
+TANH_MLP_ENCODER_UNITS = (256, 256, 512, 32)                     # local geometry, supplement A
 
 
 @contextlib.contextmanager
@@ -100,6 +105,48 @@ class MLPDecoder(nn.Module):
         super().__init__()
         self.image_shape, self.latent_dim = _check_shape(image_shape), latent_dim
         self.body = nn.Sequential(*_mlp([latent_dim] + [hidden] * depth + [math.prod(self.image_shape)]))
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Image mean (B, C, H, W) in [0, 1] from z (B, d)."""
+        return torch.sigmoid(self.body(z)).view(len(z), *self.image_shape)
+
+
+def _tanh_stack(sizes: list[int]) -> list[nn.Module]:
+    """Linear -> BatchNorm -> tanh between consecutive ``sizes`` (every layer has the activation)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.Tanh()]
+    return layers
+
+
+class TanhMLPEncoder(GaussianEncoder):
+    """The local-geometry paper's encoder: image -> 256, 256, 512, 32 tanh units -> (mu, logvar), each (B, d).
+
+    Stated in its supplement A: four hidden layers of 256, 256, 512 and 32 units, tanh, BatchNorm
+    before every activation, the mean and the standard deviation from two 32 x 32 linear maps
+    (d = 32). Ours: the second map gives the *log-variance* (as in every encoder of the book; the
+    supplement parameterises the standard deviation, with an unstated positivity transform), and
+    the two maps are stored as one 32 -> 2d linear layer, which is the same function. The last
+    hidden width is ``units[-1]``, so other d work too. In train mode BatchNorm couples the
+    examples of a batch: attack and score in eval mode.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int,
+                 units: tuple[int, ...] = TANH_MLP_ENCODER_UNITS):
+        super().__init__()
+        self.image_shape, self.latent_dim = _check_shape(image_shape), latent_dim
+        pixels = math.prod(self.image_shape)
+        self.body = nn.Sequential(nn.Flatten(), *_tanh_stack([pixels, *units]), nn.Linear(units[-1], 2 * latent_dim))
+
+
+class TanhMLPDecoder(nn.Module):
+    """The mirror of :class:`TanhMLPEncoder`: z (B, d) -> 32, 512, 256, 256 tanh units -> sigmoid image (B, C, H, W)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int,
+                 units: tuple[int, ...] = tuple(reversed(TANH_MLP_ENCODER_UNITS))):
+        super().__init__()
+        self.image_shape, self.latent_dim = _check_shape(image_shape), latent_dim
+        self.body = nn.Sequential(*_tanh_stack([latent_dim, *units]), nn.Linear(units[-1], math.prod(self.image_shape)))
 
     def forward(self, z: Tensor) -> Tensor:
         """Image mean (B, C, H, W) in [0, 1] from z (B, d)."""
@@ -195,9 +242,9 @@ class VAE(nn.Module):
 
 def build_vae(architecture: str = "mlp", image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 32,
               observation_variance: float = 0.5, hidden: int = 200) -> VAE:
-    """A :class:`VAE` of the named architecture ("mlp" or "conv") for images of ``image_shape`` (C, H, W).
+    """A :class:`VAE` of the named architecture (one of :data:`ARCHITECTURES`) for images of ``image_shape`` (C, H, W).
 
-    ``hidden`` is the width of the MLP's layers (the conv architecture has fixed channels).
+    ``hidden`` is the width of the "mlp" layers (the other architectures have fixed widths).
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}")
@@ -207,6 +254,8 @@ def build_vae(architecture: str = "mlp", image_shape: tuple[int, int, int] = (1,
     if architecture == "mlp":
         encoder: GaussianEncoder = MLPEncoder(image_shape, latent_dim, hidden)
         decoder: nn.Module = MLPDecoder(image_shape, latent_dim, hidden)
+    elif architecture == "tanh_mlp":
+        encoder, decoder = TanhMLPEncoder(image_shape, latent_dim), TanhMLPDecoder(image_shape, latent_dim)
     else:
         encoder, decoder = ConvEncoder(image_shape, latent_dim), ConvDecoder(image_shape, latent_dim)
     return VAE(encoder, decoder, observation_variance)

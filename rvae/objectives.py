@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+import numpy as np
+
 from rvae import coupling, gaussians
 from rvae.attacks import latent_selection, random_selection
 
@@ -36,6 +38,8 @@ class ObjectiveConfig:
     rho_se: float = 0.975               # AVAE family: correlation for the adversarial (SE) partner
     decoded_coupling: str = "factorised"   # AVAE family: q(z, z~) of the re-encoded sample, eqs. 13, 34, 35
     adversarial_coupling: str = "tight"    # AVAE family: q(z, z') of the SE partner, appendix C.3.1, eq. 32
+    mixup_weight: float = 1.0           # mixup: weight of the penalty C of local geometry eq. 10
+    mixup_shape: tuple[float, float] = (0.5, 0.5)   # mixup: shape parameters (a, b) of alpha ~ Beta(a, b)
 
 
 def gaussian_log_likelihood(x: Tensor, mean: Tensor, variance: float) -> Tensor:
@@ -98,6 +102,60 @@ def smooth_encoder(x: Tensor, model, config: ObjectiveConfig, generator=None) ->
     return -bound.mean(), {"bound": bound.mean().item(), "reconstruction": reconstruction.mean().item(),
                            "kl": gaussians.kl_to_standard_normal(mu_a, logvar_a).mean().item(),
                            "entropic_w2": w2.mean().item()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Latent mixup (local geometry, section 4.2.2, eqs. 9-10)
+# ---------------------------------------------------------------------------------------------
+def mixup_pairs(batch_size: int, shape: tuple[float, float], generator=None) -> tuple[Tensor, Tensor]:
+    """(partner, alpha), each (B,): example i is mixed with example partner[i] of the same batch
+    (a random permutation) with weight alpha[i] ~ Beta(a, b), (a, b) = ``shape``.
+
+    The Beta draws come from numpy, seeded from ``generator`` (torch has no seeded Beta sampler),
+    so a seeded run is reproducible.
+    """
+    a, b = (float(v) for v in shape)
+    if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"mixup_shape must be two positive numbers (a, b), not {shape!r}")
+    partner = torch.randperm(batch_size, generator=generator)
+    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+    alpha = torch.from_numpy(np.random.default_rng(seed).beta(a, b, size=batch_size)).float()
+    return partner, alpha
+
+
+def mixup_penalty(x: Tensor, mu: Tensor, model, config: ObjectiveConfig, generator=None) -> Tensor:
+    """Eq. 10 per example, (B,):  C = ||z_m - f(x_m)||_2 + ||g(z_m) - x_m||_2  with
+
+        x_m = alpha x_i + (1 - alpha) x_j,    z_m = alpha z_i + (1 - alpha) z_j    (eq. 9),
+
+    j the partner of i in the batch (:func:`mixup_pairs`). The encodings are the encoder *means*:
+    z_i = mu(x_i) and f(x_m) = mu(x_m) (the paper writes f for the stochastic encoder and is silent
+    on sampling; a sample on both sides would add a noise floor that the penalty could only lower
+    by shrinking sigma, against the KL term). g is the decoder mean. Norms are not squared, as
+    printed. Gradients reach both networks through every term, z_m included.
+    """
+    partner, alpha = mixup_pairs(len(x), config.mixup_shape, generator)
+    partner = partner.to(x.device)
+    weight = alpha.to(x).view(-1, *[1] * (x.dim() - 1))
+    mixed_images = weight * x + (1 - weight) * x[partner]
+    mixed_codes = alpha.to(mu).unsqueeze(1) * mu + (1 - alpha.to(mu).unsqueeze(1)) * mu[partner]
+    encoder_term = (mixed_codes - model.encode(mixed_images)[0]).norm(dim=1)
+    decoder_term = (model.decode(mixed_codes) - mixed_images).flatten(1).norm(dim=1)
+    return encoder_term + decoder_term
+
+
+def mixup(x: Tensor, model, config: ObjectiveConfig, generator=None) -> tuple[Tensor, dict[str, float]]:
+    """Minus [the beta-VAE bound - mixup_weight * C] (C from :func:`mixup_penalty`); beta = 1 is the paper's VAE."""
+    if not (config.mixup_weight >= 0 and math.isfinite(config.mixup_weight)):
+        raise ValueError(f"mixup_weight must be a finite number >= 0, not {config.mixup_weight}")
+    mu, logvar = model.encode(x)
+    reconstruction = _reconstruction(x, model, mu, logvar, generator)
+    kl = gaussians.kl_to_standard_normal(mu, logvar)
+    penalty = mixup_penalty(x, mu, model, config, generator)
+    objective = reconstruction - config.beta * kl - config.mixup_weight * penalty
+    return -objective.mean(), {"bound": (reconstruction - config.beta * kl).mean().item(),
+                               "reconstruction": reconstruction.mean().item(), "kl": kl.mean().item(),
+                               "mixup_penalty": penalty.mean().item()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +250,7 @@ OBJECTIVES: dict[str, Objective] = {
     "elbo": elbo,
     "beta_vae": beta_vae,
     "se": smooth_encoder,
+    "mixup": mixup,
     "avae": avae,
     "se_rho": se_rho,
     "se_avae": se_avae,

@@ -48,3 +48,23 @@ def panel_row(count: int, width_ratios: Sequence[float] | None = None, height: f
                                 gridspec_kw={"width_ratios": width_ratios} if width_ratios else None,
                                 constrained_layout=True)
     return figure, list(np.atleast_1d(axes))
+
+
+def image_tiles(ax: Axes, images, title: str = "", columns: int | None = None) -> None:
+    """Images (B, C, H, W) in [0, 1] tiled in one panel (``columns`` per row, default all in one row), 1-px gaps."""
+    tiles = np.asarray(images, dtype=float).clip(0.0, 1.0)
+    if tiles.ndim != 4 or len(tiles) == 0:
+        raise ValueError(f"images must be a non-empty batch (B, C, H, W), not of shape {tiles.shape}")
+    count, channels, height, width = tiles.shape
+    columns = count if columns is None else max(1, min(columns, count))
+    rows = -(-count // columns)
+    canvas = np.ones((channels, rows * (height + 1) - 1, columns * (width + 1) - 1))
+    for index, tile in enumerate(tiles):
+        top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
+        canvas[:, top:top + height, left:left + width] = tile
+    picture = canvas[0] if channels == 1 else canvas.transpose(1, 2, 0)
+    ax.imshow(picture, cmap="gray" if channels == 1 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)

@@ -55,6 +55,8 @@ def render_status(results: list[dict[str, Any]], source_hashes: dict[str, str],
         if record["overrides"]:
             lines += ["Overridden parameters: " + ", ".join(f"`{k}={v!r}`" for k, v in record["overrides"].items()),
                       ""]
+        for part, reason in result.get("metrics", {}).get("not_run", {}).items():
+            lines += [f"Not run: **{_cell(part)}**: {_cell(reason)}", ""]
         lines += ["| claim | paper | ours | holds |", "|---|---|---|---|"]
         for claim in result["claims"]:
             verdict = "yes" if claim["holds"] else "**no**"

@@ -16,7 +16,7 @@ import torchvision
 from PIL import Image
 
 from rvae import data
-from rvae.errors import DatasetNotFoundError, RvaeError
+from rvae.errors import DatasetNotFoundError, ParameterError, RvaeError
 
 N_TRAIN, N_TEST = 40, 6
 
@@ -358,6 +358,22 @@ def test_describe_data(tmp_path):
     empty = data.describe_data(tmp_path / "nothing")
     assert not any(entry["available"] for entry in empty.values())
     assert all(entry["reason"] and "\n" not in entry["reason"] for entry in empty.values())
+
+
+def test_runnable_grey_datasets_keeps_the_order_and_says_why_the_others_cannot_run(tmp_path):
+    arrays = make_idx_root(tmp_path, "MNIST", gz=True)
+    make_idx_root(tmp_path, "FashionMNIST", gz=True, skip=("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"))
+    runnable, not_run = data.runnable_grey_datasets(["fashion_mnist", "mnist"], tmp_path)
+    assert runnable == ["mnist"] and list(not_run) == ["fashion_mnist"]
+    assert "train-images-idx3-ubyte.gz, t10k-images-idx3-ubyte.gz" in not_run["fashion_mnist"]
+    images, labels = data.grey_tensors("mnist", "test", tmp_path, download=False, limit=3)
+    assert images.shape == (3, 1, 28, 28) and labels.tolist() == arrays["t10k-labels-idx1-ubyte"][:3].tolist()
+    with pytest.raises(DatasetNotFoundError, match="none of the datasets"):
+        data.runnable_grey_datasets(["fashion_mnist"], tmp_path)
+    with pytest.raises(ParameterError, match="unknown dataset.*valid: mnist, fashion_mnist"):
+        data.runnable_grey_datasets(["mnist", "cifar10"], tmp_path)
+    with pytest.raises(ParameterError, match="unknown dataset"):
+        data.grey_tensors("kmnist", "test", tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------------ real data

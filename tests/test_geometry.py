@@ -32,7 +32,7 @@ def seeded_vae(architecture: str, latent_dim: int = 3, seed: int = 0) -> nn.Modu
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = build_vae(architecture, SHAPE, latent_dim=latent_dim, hidden=32)
-        if architecture == "conv":
+        if architecture in ("conv", "tanh_mlp"):   # BatchNorm: give it non-trivial statistics
             for module in model.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.momentum = None                       # cumulative average: exact batch statistics
@@ -96,7 +96,7 @@ def linear_vae(latent_dim: int = 3, seed: int = 0, decoder: torch.Tensor | None 
 
 # --- Jacobians --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+@pytest.mark.parametrize("architecture", ["mlp", "conv", "tanh_mlp"])
 def test_batched_jacobians_match_finite_differences_and_a_per_sample_loop(architecture):
     model = seeded_vae(architecture)
     x = images(5, seed=1)
@@ -118,7 +118,7 @@ def test_batched_jacobians_match_finite_differences_and_a_per_sample_loop(archit
 
 # --- spectrum against the explicit N x N metric ------------------------------------------------
 
-@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+@pytest.mark.parametrize("architecture", ["mlp", "conv", "tanh_mlp"])
 @pytest.mark.parametrize("curvature", ["flat", "decoder"])
 def test_spectrum_equals_eigvalsh_of_the_explicit_metric(architecture, curvature):
     model = seeded_vae(architecture)
@@ -351,3 +351,32 @@ def test_bad_arguments_raise_value_error():
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         robustness_scores(model, x.flatten(1))
     assert geometry.CURVATURES == ("flat", "decoder")
+
+
+def test_first_crossing_interpolates_in_log_step():
+    steps = [0.1, 1.0, 10.0]
+    assert geometry.first_crossing(steps, [0.0, 1.0, 3.0], 2.0) == pytest.approx(math.sqrt(10.0))
+    assert geometry.first_crossing(steps, [0.0, 1.0, 3.0], 1.0) == pytest.approx(1.0)
+    assert geometry.first_crossing(steps, [5.0, 6.0, 7.0], 2.0) == 0.1
+    assert geometry.first_crossing(steps, [0.0, 1.0, 3.0], 4.0) == math.inf
+    with pytest.raises(ValueError, match="increasing"):
+        geometry.first_crossing([1.0, 0.5], [0.0, 1.0], 0.5)
+    with pytest.raises(ValueError, match="one length"):
+        geometry.first_crossing([1.0, 2.0], [0.0], 0.5)
+
+
+def test_per_image_steps_equal_one_call_per_image():
+    model = seeded_vae("mlp")
+    x = (images(5, seed=13) * 1.6 - 0.3).clamp(0, 1)
+    v = pullback_spectrum(model, x, top=1).directions[:, 0]
+    steps = torch.tensor([0.0, 0.1, 0.7, 2.0, 5.0], dtype=x.dtype)
+    for chooser in (None, model):
+        together = eigen_attack(x, v, steps, chooser)
+        for i in range(5):
+            alone = eigen_attack(x[i:i + 1], v[i:i + 1], float(steps[i]), chooser)
+            assert torch.equal(together[i:i + 1], alone)
+        assert ((together - x).flatten(1).norm(dim=1) <= steps + 1e-12).all()
+    with pytest.raises(ValueError, match="shape"):
+        eigen_attack(x, v, steps[:3])
+    with pytest.raises(ValueError, match=">= 0"):
+        eigen_attack(x, v, -steps)

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from rvae.gaussians import reparameterise
-from rvae.nets import (LOGVAR_MAX, LOGVAR_MIN, VAE, ConvDecoder, ConvEncoder, GaussianEncoder, MLPEncoder,
-                       build_vae)
+from rvae.nets import (ARCHITECTURES, LOGVAR_MAX, LOGVAR_MIN, VAE, ConvDecoder, ConvEncoder, GaussianEncoder,
+                       MLPEncoder, TanhMLPDecoder, TanhMLPEncoder, build_vae)
 
-ARCHS = ["mlp", "conv"]
+ARCHS = list(ARCHITECTURES)
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +55,16 @@ def test_mlp_has_four_hidden_layers_of_200():
     linears = [m for m in encoder.modules() if isinstance(m, torch.nn.Linear)]
     assert [m.out_features for m in linears] == [200, 200, 200, 200, 64]
     assert linears[0].in_features == 784
+
+
+def test_tanh_mlp_matches_the_local_geometry_supplement():
+    encoder, decoder = TanhMLPEncoder((1, 28, 28), 32), TanhMLPDecoder((1, 28, 28), 32)
+    widths = [m.out_features for m in encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [256, 256, 512, 32, 64]                  # the last: two 32 x 32 maps (mean, log-variance)
+    assert [m.out_features for m in decoder.modules() if isinstance(m, torch.nn.Linear)] == [32, 512, 256, 256, 784]
+    for net in (encoder, decoder):                            # Linear -> BatchNorm -> tanh, every hidden layer
+        kinds = [type(m).__name__ for m in net.body if not isinstance(m, torch.nn.Flatten)]
+        assert kinds == ["Linear", "BatchNorm1d", "Tanh"] * 4 + ["Linear"]
 
 
 @pytest.mark.parametrize("architecture", ARCHS)

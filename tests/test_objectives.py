@@ -1,6 +1,7 @@
 """Loss terms of every objective against hand computation and known identities."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -328,3 +329,95 @@ def test_tight_coupling_of_the_decoded_partner_is_maximised_by_an_encoder_that_i
     expected = 2 * (-(1 + rho ** 2) / (2 * (1 - rho ** 2)) - 0.5 * math.log(1 - rho ** 2) + 0.5)
     assert factorised["bound"][0].item() == pytest.approx(expected, rel=1e-5)
     assert expected < -20
+
+
+# ------------------------------------------------------------------------------------------------ mixup
+def test_mixup_pairs_are_a_permutation_with_beta_distributed_weights():
+    partner, alpha = objectives.mixup_pairs(40_000, (0.5, 0.5), torch.Generator().manual_seed(0))
+    assert torch.equal(partner.sort().values, torch.arange(40_000))
+    assert ((alpha >= 0) & (alpha <= 1)).all()  # float32 rounds draws next to 0 and 1
+    # Beta(a, b): mean a / (a + b), variance ab / ((a + b)^2 (a + b + 1)); arcsine law for a = b = 1/2
+    assert alpha.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert alpha.var().item() == pytest.approx(0.125, abs=0.005)
+    assert (alpha < 0.1).float().mean().item() == pytest.approx(2 / math.pi * math.asin(math.sqrt(0.1)), abs=0.01)
+    _, skewed = objectives.mixup_pairs(40_000, (2.0, 5.0), torch.Generator().manual_seed(1))
+    assert skewed.mean().item() == pytest.approx(2 / 7, abs=0.01)
+    assert skewed.var().item() == pytest.approx(10 / (49 * 8), abs=0.003)
+    again = objectives.mixup_pairs(40_000, (0.5, 0.5), torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], partner) and torch.equal(again[1], alpha)
+
+
+def test_mixup_penalty_equals_its_hand_computed_value():
+    model = TinyVAE()
+    images = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(3))
+    config = ObjectiveConfig(mixup_shape=(0.5, 0.5))
+    with torch.no_grad():
+        mu = model.encode(images)[0]
+        penalty = objectives.mixup_penalty(images, mu, model, config, torch.Generator().manual_seed(9))
+        partner, alpha = objectives.mixup_pairs(6, (0.5, 0.5), torch.Generator().manual_seed(9))
+        for i in range(6):
+            j, a = int(partner[i]), float(alpha[i])
+            x_m = a * images[i] + (1 - a) * images[j]
+            z_m = a * mu[i] + (1 - a) * mu[j]
+            encoder_term = math.sqrt(sum(v * v for v in (z_m - model.encode(x_m[None])[0][0]).tolist()))
+            decoder_term = math.sqrt(sum(v * v for v in (model.decode(z_m[None])[0] - x_m).flatten().tolist()))
+            assert penalty[i].item() == pytest.approx(encoder_term + decoder_term, rel=1e-5)
+
+
+def test_an_affine_encoder_mean_pays_no_encoder_term():
+    """mu(a x_i + (1-a) x_j) = a mu(x_i) + (1-a) mu(x_j) for an affine mu: only the (sigmoid) decoder term is left."""
+    model = TinyVAE()                                      # affine mean map, nonlinear decoder
+    images = torch.rand(8, 1, 2, 2, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        mu = model.encode(images)[0]
+        penalty = objectives.mixup_penalty(images, mu, model, ObjectiveConfig(), torch.Generator().manual_seed(2))
+        partner, alpha = objectives.mixup_pairs(8, (0.5, 0.5), torch.Generator().manual_seed(2))
+        weight = alpha.view(-1, 1, 1, 1)
+        mixed_x = weight * images + (1 - weight) * images[partner]
+        mixed_z = alpha[:, None] * mu + (1 - alpha[:, None]) * mu[partner]
+        decoder_only = (model.decode(mixed_z) - mixed_x).flatten(1).norm(dim=1)
+    assert torch.allclose(penalty, decoder_only, atol=1e-5)
+    assert (penalty > 1e-3).all()
+
+
+def test_mixup_is_the_beta_vae_loss_plus_the_weighted_penalty():
+    model = TinyVAE()
+    images = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(5))
+    config = ObjectiveConfig(beta=2.0, mixup_weight=3.0)
+    base, _ = objectives.beta_vae(images, model, config, torch.Generator().manual_seed(7))
+    loss, logs = objectives.mixup(images, model, config, torch.Generator().manual_seed(7))
+    assert (loss - base).item() == pytest.approx(3.0 * logs["mixup_penalty"], rel=1e-5)
+    unweighted, _ = objectives.mixup(images, model, dataclasses.replace(config, mixup_weight=0.0),
+                                     torch.Generator().manual_seed(7))
+    assert unweighted.item() == pytest.approx(base.item(), rel=1e-6)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_training_with_mixup_lowers_the_penalty():
+    """Images on a 2-D manifold (a sigmoid of a linear map); the same seeds and batches with and without mixup."""
+    from rvae.nets import build_vae
+    from rvae.train import TrainConfig, sample_images, train
+    generator = torch.Generator().manual_seed(0)
+    codes = 6 * torch.rand(40, 2, generator=generator) - 3
+    images = torch.sigmoid(codes @ torch.randn(2, 16, generator=generator)).view(40, 1, 4, 4)
+    penalties = {}
+    for weight in (0.0, 3.0):
+        torch.manual_seed(0)
+        model = build_vae("mlp", (1, 4, 4), latent_dim=3, hidden=16, observation_variance=0.01)
+        config = TrainConfig(method="mixup", steps=200, learning_rate=1e-2, log_every=1000,
+                             objective=ObjectiveConfig(mixup_weight=weight))
+        train(model, sample_images(images, 10), config, progress=False)
+        with torch.no_grad():
+            mu = model.encode(images)[0]
+            penalties[weight] = objectives.mixup_penalty(images, mu, model, ObjectiveConfig(),
+                                                         torch.Generator().manual_seed(0)).mean().item()
+    assert penalties[3.0] < 0.9 * penalties[0.0]
+
+
+def test_mixup_arguments_are_checked():
+    model = TinyVAE()
+    with pytest.raises(ValueError, match="mixup_shape"):
+        objectives.mixup(X, model, ObjectiveConfig(mixup_shape=(0.5, -1.0)))
+    with pytest.raises(ValueError, match="mixup_weight"):
+        objectives.mixup(X, model, ObjectiveConfig(mixup_weight=-1.0))

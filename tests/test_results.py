@@ -67,3 +67,9 @@ def test_atomic_write_cleans_up_when_interrupted(tmp_path, monkeypatch):
 
 def test_json_safe_turns_non_finite_numbers_into_null():
     assert atomic.json_safe({"x": math.inf, "y": (1, torch.tensor(2.5))}) == {"x": None, "y": [1, 2.5]}
+
+
+def test_json_safe_turns_arrays_into_nested_lists():
+    import numpy as np
+    value = {"a": np.array([[1.0, np.nan], [np.inf, 2.0]]), "t": torch.tensor([0.5, 1.5]), "s": np.float32(3.0)}
+    assert atomic.json_safe(value) == {"a": [[1.0, None], [None, 2.0]], "t": [0.5, 1.5], "s": 3.0}

@@ -35,3 +35,10 @@ def test_a_run_is_stale_only_when_a_module_it_imported_changed():
 
 def test_status_without_results_says_how_to_make_some():
     assert "rvae run CHAPTER" in render_status([], {}, {})
+
+
+def test_parts_a_run_could_not_do_are_listed_with_their_reason():
+    run = {**_result("05_c", "quick", [True]), "metrics": {"not_run": {"fashion_mnist": "images missing | see README"}}}
+    page = render_status([run, _result("01_a", "quick", [True])], {"05_c": "s1", "01_a": "s1"}, {})
+    assert "Not run: **fashion_mnist**: images missing \\| see README" in page
+    assert page.count("Not run:") == 1
