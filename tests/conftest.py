@@ -23,6 +23,15 @@ def double_precision():
     torch.set_default_dtype(previous)
 
 
+def spread_discrete_vae(n_x: int, n_z: int, low: float, high: float):
+    """A toy.DiscreteVAE (decoder spread 0.4, seed 3) whose encoder log-sigmas run linearly from low to high."""
+    from rvae import toy
+    vae = toy.DiscreteVAE(n_x=n_x, n_z=n_z, decoder_spread=0.4, seed=3)
+    with torch.no_grad():
+        vae.log_sigma.copy_(torch.linspace(low, high, n_x))
+    return vae
+
+
 def random_gaussian_pair(batch: int, dim: int, seed: int, low: float = -3.0, high: float = 1.5):
     """Means and log-variances of two batches of diagonal Gaussians, (batch, dim) each."""
     generator = torch.Generator().manual_seed(seed)

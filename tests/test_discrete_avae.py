@@ -10,6 +10,8 @@ from rvae import discrete_avae as avae
 from rvae import toy
 from rvae.errors import NonFiniteLossError
 
+from conftest import spread_discrete_vae
+
 pytestmark = pytest.mark.usefixtures("double_precision")
 
 COUNTS = torch.tensor([3.0, 0.0, 2.0, 0.0, 4.0], dtype=torch.float64)     # rows 1 and 3 never observed
@@ -17,10 +19,7 @@ COUNTS = torch.tensor([3.0, 0.0, 2.0, 0.0, 4.0], dtype=torch.float64)     # rows
 
 @pytest.fixture
 def model():
-    vae = toy.DiscreteVAE(n_x=5, n_z=4, decoder_spread=0.4, seed=3)
-    with torch.no_grad():
-        vae.log_sigma.copy_(torch.linspace(-1.2, 0.3, 5))
-    return vae
+    return spread_discrete_vae(5, 4, -1.2, 0.3)
 
 
 def _bound_by_loops(model, counts, spread):

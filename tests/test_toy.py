@@ -9,6 +9,7 @@ import torch
 from rvae import toy
 from rvae.errors import NonFiniteLossError
 
+from conftest import spread_discrete_vae
 
 
 pytestmark = pytest.mark.usefixtures("double_precision")
@@ -16,10 +17,7 @@ pytestmark = pytest.mark.usefixtures("double_precision")
 
 @pytest.fixture
 def model():
-    vae = toy.DiscreteVAE(n_x=7, n_z=5, decoder_spread=0.4, seed=3)
-    with torch.no_grad():
-        vae.log_sigma.copy_(torch.linspace(-1.5, 0.5, 7))
-    return vae
+    return spread_discrete_vae(7, 5, -1.5, 0.5)
 
 
 COUNTS = torch.tensor([3.0, 0.0, 1.0, 0.0, 0.0, 2.0, 5.0], dtype=torch.float64)
