@@ -146,25 +146,23 @@ def _canonical_signs(directions: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------- Jacobians
-def encoder_jacobians(model: nn.Module, x: Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[Tensor, Tensor]:
-    """(J_mu, J_sigma), each (B, d, N): Jacobians of the encoder mean and std at images x (B, C, H, W)."""
-    _check_images(x)
-    _check_batch_size(batch_size)
-    device = _model_device(model, x.device)
-    parts = []
-    with evaluation_mode(model), torch.no_grad():
-        for chunk in _chunks(x, batch_size, "encoder Jacobians"):
-            parts.append(_encoder_jacobian_chunk(model, chunk.to(device))[0].to(x.device))
-    jacobians = torch.cat(parts)
-    return jacobians[:, 0], jacobians[:, 1]
-
-
 def _checked_device(model: nn.Module, x: Tensor, curvature: str, batch_size: int) -> torch.device:
     """Validate the common arguments (ValueError) and return the device the model computes on."""
     _check_curvature(curvature)
     _check_images(x)
     _check_batch_size(batch_size)
     return _model_device(model, x.device)
+
+
+def encoder_jacobians(model: nn.Module, x: Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[Tensor, Tensor]:
+    """(J_mu, J_sigma), each (B, d, N): Jacobians of the encoder mean and std at images x (B, C, H, W)."""
+    device = _checked_device(model, x, "flat", batch_size)
+    parts = []
+    with evaluation_mode(model), torch.no_grad():
+        for chunk in _chunks(x, batch_size, "encoder Jacobians"):
+            parts.append(_encoder_jacobian_chunk(model, chunk.to(device))[0].to(x.device))
+    jacobians = torch.cat(parts)
+    return jacobians[:, 0], jacobians[:, 1]
 
 
 def metric_factor(model: nn.Module, x: Tensor, curvature: str = "flat",

@@ -68,3 +68,40 @@ def image_tiles(ax: Axes, images, title: str = "", columns: int | None = None) -
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
+
+
+def overlaid_histograms(ax: Axes, samples: dict[str, np.ndarray], log_scale: bool = False, bins: int = 40) -> None:
+    """One translucent histogram per label on shared bins (log-spaced if ``log_scale``); NaN and inf are left out."""
+    finite = {label: np.asarray(values, dtype=float)[np.isfinite(values)] for label, values in samples.items()}
+    pooled = np.concatenate(list(finite.values()))
+    if pooled.size == 0:
+        raise ValueError("no finite values to histogram")
+    if log_scale:
+        edges = np.logspace(np.log10(max(pooled.min(), 1e-6)), np.log10(max(pooled.max(), 1e-6)), bins)
+        ax.set_xscale("log")
+    else:
+        edges = np.linspace(pooled.min(), pooled.max(), bins)
+    for label, values in finite.items():
+        ax.hist(values, bins=edges, alpha=0.5, label=label)
+
+
+def mean_std_band(ax: Axes, x: Sequence[float], samples: Sequence[np.ndarray], label: str | None = None,
+                  alpha: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Plot the mean of each sample against x with a +- one standard deviation band (NaN ignored); return both."""
+    means = np.array([np.nanmean(s) for s in samples])
+    stds = np.array([np.nanstd(s) for s in samples])
+    ax.plot(x, means, marker="o", ms=3, label=label)
+    ax.fill_between(x, means - stds, means + stds, alpha=alpha)
+    return means, stds
+
+
+def direction_curves(ax: Axes, steps: Sequence[float], curves: np.ndarray, unattacked: float,
+                     level: float | None = None) -> None:
+    """MSE against step size along eigendirections 1..k (rows of ``curves``), log x; dashed: unattacked, dotted: ``level``."""
+    for k, curve in enumerate(np.atleast_2d(curves)):
+        ax.plot(steps, curve, label=f"λ{k + 1}")
+    ax.axhline(unattacked, ls="--", color="0.4", lw=1)
+    if level is not None:
+        ax.axhline(level, ls=":", color="0.4", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("step δ (L2)")

@@ -30,3 +30,25 @@ def test_colour_images_and_bad_shapes():
     with pytest.raises(ValueError, match="B, C, H, W"):
         image_tiles(ax, np.zeros((5, 5)))
     plt.close(figure)
+
+
+def test_overlaid_histograms_share_bins_and_drop_non_finite_values():
+    from rvae.plots import overlaid_histograms
+    figure, ax = plt.subplots()
+    overlaid_histograms(ax, {"a": np.array([1.0, 10.0, np.nan]), "b": np.array([100.0, np.inf])}, log_scale=True, bins=5)
+    counts = [sum(p.get_height() for p in container) for container in ax.containers]
+    assert counts == [2, 1] and ax.get_xscale() == "log"
+    lefts = [[p.get_x() for p in container] for container in ax.containers]
+    assert np.allclose(lefts[0], lefts[1])                                        # the same bins for every label
+    with pytest.raises(ValueError, match="no finite"):
+        overlaid_histograms(ax, {"a": np.array([np.nan])})
+    plt.close(figure)
+
+
+def test_mean_std_band_returns_what_it_draws():
+    from rvae.plots import mean_std_band
+    figure, ax = plt.subplots()
+    means, stds = mean_std_band(ax, [1, 2], [np.array([1.0, 3.0]), np.array([2.0, np.nan, 4.0])])
+    assert means.tolist() == [2.0, 3.0] and stds.tolist() == [1.0, 1.0]
+    assert np.allclose(ax.lines[0].get_ydata(), [2.0, 3.0])
+    plt.close(figure)
