@@ -5,7 +5,7 @@ singular values. Naive: per image, torch.autograd.functional.jacobian, the expli
 metric G, torch.linalg.eigh. The naive side runs on a subset; both times are also scaled
 linearly to 10,000 images (the MNIST test set), and the output says so.
 
-Run by hand:  RVAE_DATA=/work/shared/data python benchmarks/geometry_scores.py --images 500 --naive-images 50
+Run by hand:  RVAE_DATA=DATA_ROOT python benchmarks/geometry_scores.py --images 500 --naive-images 50
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from rvae.data import mnist_tensors
 from rvae.geometry import robustness_scores, von_neumann_entropy
 from rvae.nets import ARCHITECTURES, build_vae
-from rvae.objectives import ObjectiveConfig, get_objective
+from rvae.train import TrainConfig, sample_images, train
 
 TEST_SET = 10_000
 
@@ -47,21 +47,6 @@ def naive_eigenvalues(model, x: torch.Tensor, curvature: str) -> torch.Tensor:
     return torch.stack(out)
 
 
-def briefly_train(model, images: torch.Tensor, steps: int, batch: int = 128, seed: int = 0) -> None:
-    """A few Adam steps on the ELBO (so the encoder is not a random network)."""
-    generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    objective = get_objective("elbo")
-    model.train()
-    for _ in range(steps):
-        index = torch.randint(len(images), (batch,), generator=generator)
-        loss, _ = objective(images[index], model, ObjectiveConfig(), generator)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    model.eval()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=500, help="test images scored by the batched method")
@@ -69,7 +54,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="chunk size of the batched method")
     parser.add_argument("--curvature", choices=("flat", "decoder"), default="flat")
     parser.add_argument("--latent-dim", type=int, default=32)
-    parser.add_argument("--architecture", choices=ARCHITECTURES, default="tanh_mlp",
+    parser.add_argument("--architecture", choices=list(ARCHITECTURES), default="tanh_mlp",
                         help="network (default: the local-geometry chapters' tanh MLP)")
     parser.add_argument("--train-steps", type=int, default=0,
                         help="Adam steps on the ELBO over MNIST train images before scoring (0: untrained)")
@@ -82,8 +67,9 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_vae(args.architecture, (1, 28, 28), latent_dim=args.latent_dim).to(args.device)
     if args.train_steps:
-        train, _ = mnist_tensors("train", args.data_dir, download=False, limit=10_000)
-        briefly_train(model, train.to(args.device), args.train_steps)
+        images, _ = mnist_tensors("train", args.data_dir, download=False, limit=10_000)
+        train(model, sample_images(images.to(args.device), 128), TrainConfig("elbo", steps=args.train_steps),
+              args.device)
     model.eval()
     x, _ = mnist_tensors("test", args.data_dir, download=False, limit=args.images)
     x = x.to(args.device)

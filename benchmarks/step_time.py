@@ -1,50 +1,55 @@
-"""Training step cost of VAE vs SE (selection budget L = 5 and 20), and attack throughput.
+"""Training step cost of every registered method against the VAE's, and attack throughput.
 
 Run by hand (CPU) or on a GPU:  python benchmarks/step_time.py [--device cuda] [--architecture conv]
-The AVAE appendix reports SE at x3.1 (L=5) and x7.8 (L=20) the cost of a VAE step on CelebA.
+Each method runs with its default config (the SE family also at selection budgets L = 5 and 20)
+through rvae.train.train on one fixed batch, after a few warm-up steps. The AVAE appendix reports
+SE at x3.1 (L=5) and x7.8 (L=20) the cost of a VAE step on CelebA.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
 
-from rvae.evaluate import train_linear_probe
 from rvae.attacks import adversarial_accuracy
-from rvae.nets import build_vae
-from rvae.objectives import ObjectiveConfig, get_objective
+from rvae.evaluate import train_linear_probe
+from rvae.methods import all_methods
+from rvae.nets import ARCHITECTURES, build_vae
+from rvae.train import TrainConfig, train
+
+WARM_UP = 3
 
 
-def seconds_per_step(method: str, budget: int, architecture: str, device: str, steps: int, batch: int) -> float:
-    torch.manual_seed(0)
-    model = build_vae(architecture, (3, 28, 28), latent_dim=32).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
-    generator = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 3, 28, 28, generator=generator).to(device)
-    objective = get_objective(method)
-    config = ObjectiveConfig(selection_budget=budget, selection_eps=0.1)
+def seconds_per_step(method: str, config, architecture: str, device: str, steps: int, batch: int) -> float:
+    """Wall time per training step of ``method`` on one fixed batch (rvae.train.train's own timing)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_vae(architecture, (3, 28, 28), latent_dim=32)
+    x = torch.rand(batch, 3, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
+    train(model, lambda generator: x, TrainConfig(method, config, steps=WARM_UP), device, progress=False)
+    result = train(model, lambda generator: x, TrainConfig(method, config, steps=steps), device, progress=False)
+    return result.seconds_per_step
 
-    def step():
-        loss, _ = objective(x, model, config, generator)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    for _ in range(3):                      # warm-up
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+
+def variants() -> dict[str, tuple[str, object]]:
+    """Label -> (method, config): every method at its defaults, the selection methods at L = 5 and 20."""
+    chosen = {}
+    for name, method in all_methods().items():
+        config = method.config()
+        if "selection_budget" in {f.name for f in dataclasses.fields(config)}:
+            for budget in (5, 20):
+                chosen[f"{name} (L = {budget})"] = (name, dataclasses.replace(config, selection_budget=budget))
+        else:
+            chosen[name] = (name, config)
+    return chosen
 
 
 def attack_throughput(architecture: str, device: str, images: int, iterations: int, restarts: int) -> float:
-    torch.manual_seed(0)
-    model = build_vae(architecture, (3, 28, 28), latent_dim=32).to(device).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_vae(architecture, (3, 28, 28), latent_dim=32).to(device).eval()
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(images, 3, 28, 28, generator=generator).to(device)
     with torch.no_grad():
@@ -63,22 +68,22 @@ def attack_throughput(architecture: str, device: str, images: int, iterations: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--architecture", default="mlp", choices=["mlp", "conv"])
+    parser.add_argument("--architecture", default="mlp", choices=list(ARCHITECTURES))
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--attack-images", type=int, default=64)
     arguments = parser.parse_args()
-    vae = seconds_per_step("elbo", 0, arguments.architecture, arguments.device, arguments.steps, arguments.batch)
-    print(f"{arguments.architecture} on {arguments.device}, batch {arguments.batch}")
-    print(f"  VAE step          {vae * 1e3:8.2f} ms   x1.00")
-    for budget in (5, 20):
-        se = seconds_per_step("se", budget, arguments.architecture, arguments.device, arguments.steps, arguments.batch)
-        print(f"  SE step (L = {budget:2d})  {se * 1e3:8.2f} ms   x{se / vae:.2f}")
+    print(f"{arguments.architecture} on {arguments.device}, batch {arguments.batch}, {torch.get_num_threads()} threads")
+    timed = {label: seconds_per_step(method, config, arguments.architecture, arguments.device, arguments.steps,
+                                     arguments.batch) for label, (method, config) in variants().items()}
+    vae = timed["elbo"]
+    for label, seconds in timed.items():
+        print(f"  {label:22} {seconds * 1e3:8.2f} ms/step   x{seconds / vae:.2f}")
     rate = attack_throughput(arguments.architecture, arguments.device, arguments.attack_images, 100, 10)
     print(f"  downstream attack, 100 iterations x 10 restarts: {rate:.1f} images/s "
-          "(an untrained encoder: most examples flip early, so this is an upper bound)")
+          f"({arguments.attack_images} images, one batch)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """``python -m rvae`` is the ``rvae`` command."""
 import sys
 
-from rvae.cli import main
+from rvae.book.cli import main
 
 sys.exit(main())

@@ -36,10 +36,8 @@ import math
 import torch
 from torch import Tensor
 
-from rvae.gaussians import entropic_cross_covariance, log_entropic_residual
+from rvae.gaussians import LOG_2PI, LOG_2PI_E, entropic_cross_covariance, log_entropic_residual
 
-LOG_2PI = math.log(2 * math.pi)
-LOG_2PI_E = math.log(2 * math.pi * math.e)
 COUPLINGS = ("tight", "factorised")
 
 

@@ -1,4 +1,5 @@
-"""Closed forms for diagonal Gaussians N(mu, diag(exp(logvar))): KL, W2^2 and the entropic coupling.
+"""Closed forms for diagonal Gaussians N(mu, diag(exp(logvar))): log-likelihood, expected log-prior, KL,
+W2^2 and the entropic coupling.
 
 All functions take means and *log*-variances of shape (B, d) and return one value per row, (B,).
 Working with log-variances keeps every gradient finite when a variance goes to 0 (the square
@@ -21,6 +22,7 @@ import math
 import torch
 from torch import Tensor
 
+LOG_2PI = math.log(2 * math.pi)
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
 
@@ -33,6 +35,18 @@ def reparameterise(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
     device = generator.device if generator is not None else mu.device
     noise = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
     return mu + (0.5 * logvar).exp() * noise
+
+
+def gaussian_log_likelihood(x: Tensor, mean: Tensor, variance: float) -> Tensor:
+    """log N(x; mean, variance I) summed over pixels, (B,): -D/2 log(2 pi v) - ||x - mean||^2 / (2v)."""
+    dims = x[0].numel()
+    squared = (x - mean).pow(2).flatten(1).sum(1)
+    return -0.5 * dims * (LOG_2PI + math.log(variance)) - squared / (2 * variance)
+
+
+def expected_log_prior(mu: Tensor, logvar: Tensor) -> Tensor:
+    """E_q[log N(z; 0, I)] for q = N(mu, diag e^logvar), (B,): -1/2 (||mu||^2 + tr S) - d/2 log 2 pi."""
+    return -0.5 * (mu.pow(2) + logvar.exp()).sum(-1) - 0.5 * mu.shape[-1] * LOG_2PI
 
 
 def kl_to_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:

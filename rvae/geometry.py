@@ -61,6 +61,7 @@ clipping (to first order both are equal; clipping at the box makes them differ).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -126,7 +127,11 @@ def _decoder_jacobian_chunk(model: nn.Module, z: Tensor) -> Tensor:
     def decoded(code: Tensor) -> Tensor:                         # one latent (d,) -> (N,)
         return model.decode(code.view(1, -1)).reshape(-1)
 
-    return vmap(jacfwd(decoded))(z)
+    with warnings.catch_warnings():
+        # torch's first forward-mode call loads its jvp decompositions through the deprecated
+        # torch.jit.script and says so once; the warning is torch's own, not about this code.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated", category=FutureWarning)
+        return vmap(jacfwd(decoded))(z)
 
 
 def _factor_chunk(model: nn.Module, x: Tensor, curvature: str) -> Tensor:

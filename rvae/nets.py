@@ -3,7 +3,8 @@
 Every encoder is a :class:`GaussianEncoder`: images (B, C, H, W) in [0, 1] -> (mu, logvar), each
 (B, d), the mean and log-variance of a fully factorised Gaussian q(z|x). Every decoder maps
 z (B, d) -> the mean of a Gaussian p(x|z) = N(x; g(z), v I), an image (B, C, H, W) in [0, 1]
-(sigmoid output). :func:`build_vae` builds a :class:`VAE` by architecture name:
+(sigmoid output). :func:`build_vae` builds a :class:`VAE` by architecture name, from the
+registry :data:`ARCHITECTURES` (a new architecture is one function decorated with :func:`architecture`):
 
 ``"mlp"``
     Smooth Encoders appendix C.1 and the AVAE appendix F (and the AVAE's published JAX code):
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +33,6 @@ from rvae.gaussians import reparameterise
 
 #: Log-variances are clamped to this range: sigma in [e^-6, e^4] ~ [0.0025, 55], finite exp() always.
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
-ARCHITECTURES = ("mlp", "conv", "tanh_mlp")
 MLP_DEPTH = 4                                                     # hidden layers, Smooth Encoders C.1
 CONV_ENCODER_CHANNELS = (8, 16, 32, 64, 128, 256, 512)           # AVAE appendix F
 CONV_ENCODER_STRIDES = (2, 1, 2, 1, 2, 1, 2)
@@ -240,22 +241,56 @@ class VAE(nn.Module):
         return self.decode(z), mu, logvar, z
 
 
-def build_vae(architecture: str = "mlp", image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 32,
-              observation_variance: float = 0.5, hidden: int = 200) -> VAE:
-    """A :class:`VAE` of the named architecture (one of :data:`ARCHITECTURES`) for images of ``image_shape`` (C, H, W).
+@dataclass(frozen=True)
+class Architecture:
+    """A named encoder/decoder pair: ``build(image_shape, latent_dim, **options) -> (encoder, decoder)``."""
+    name: str
+    source: str
+    build: Callable[..., tuple[GaussianEncoder, nn.Module]]
 
-    ``hidden`` is the width of the "mlp" layers (the other architectures have fixed widths).
+
+#: Architecture name -> :class:`Architecture`. A new one is one decorated builder function.
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def architecture(name: str, source: str):
+    """Register the decorated ``build(image_shape, latent_dim, **options)`` under ``name``."""
+    def register(build):
+        ARCHITECTURES[name] = Architecture(name, source, build)
+        return build
+    return register
+
+
+@architecture("mlp", "Smooth Encoders C.1; AVAE appendix F: 4 x 200 ReLU units both ways")
+def _mlp_pair(image_shape, latent_dim, hidden: int = 200):
+    return MLPEncoder(image_shape, latent_dim, hidden), MLPDecoder(image_shape, latent_dim, hidden)
+
+
+@architecture("tanh_mlp", "local geometry, supplement A: 256-256-512-32 tanh units with BatchNorm")
+def _tanh_mlp_pair(image_shape, latent_dim):
+    return TanhMLPEncoder(image_shape, latent_dim), TanhMLPDecoder(image_shape, latent_dim)
+
+
+@architecture("conv", "AVAE appendix F: 7-layer VGG-style encoder, 3-layer de-convolutional decoder (any even H, W)")
+def _conv_pair(image_shape, latent_dim):
+    return ConvEncoder(image_shape, latent_dim), ConvDecoder(image_shape, latent_dim)
+
+
+def build_vae(architecture: str = "mlp", image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 32,
+              observation_variance: float = 0.5, **options) -> VAE:
+    """A :class:`VAE` of the named architecture (a key of :data:`ARCHITECTURES`) for images of ``image_shape`` (C, H, W).
+
+    ``options`` go to the architecture's builder (e.g. ``hidden``, the width of the "mlp" layers).
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}")
     if latent_dim < 1:
         raise ValueError(f"latent_dim must be >= 1, not {latent_dim}")
-    image_shape = _check_shape(image_shape)
-    if architecture == "mlp":
-        encoder: GaussianEncoder = MLPEncoder(image_shape, latent_dim, hidden)
-        decoder: nn.Module = MLPDecoder(image_shape, latent_dim, hidden)
-    elif architecture == "tanh_mlp":
-        encoder, decoder = TanhMLPEncoder(image_shape, latent_dim), TanhMLPDecoder(image_shape, latent_dim)
-    else:
-        encoder, decoder = ConvEncoder(image_shape, latent_dim), ConvDecoder(image_shape, latent_dim)
+    encoder, decoder = ARCHITECTURES[architecture].build(_check_shape(image_shape), latent_dim, **options)
     return VAE(encoder, decoder, observation_variance)
+
+
+def reconstruct(model: VAE, images: Tensor) -> Tensor:
+    """Decoded means g(mu(x)), (B, C, H, W), in evaluation mode and without gradients."""
+    with evaluation_mode(model), torch.no_grad():
+        return model.decode(model.encode(images)[0])

@@ -1,6 +1,7 @@
 """One figure style for every chapter, and the figure helpers the chapters share."""
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -105,3 +106,26 @@ def direction_curves(ax: Axes, steps: Sequence[float], curves: np.ndarray, unatt
         ax.axhline(level, ls=":", color="0.4", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("step δ (L2)")
+
+
+def joint_table_row(axes: Sequence[Axes], tables: dict, name: str = "") -> None:
+    """The five panels of the AVAE appendix's figure 8 on five axes, from
+    :func:`rvae.worlds.discrete_avae.joint_tables`: π̂(X), π̂(X)q(Z|X), p(X)q(Z|X), p(X|Z)p(Z), p(X)."""
+    tables = {key: np.asarray(value.detach() if hasattr(value, "detach") else value) for key, value in tables.items()}
+    distribution_bars(axes[0], tables["empirical"], f"{name}: π̂(X)" if name else "π̂(X)")
+    table_heatmap(axes[1], tables["data_encoder"], "π̂(X) q(Z|X)")
+    table_heatmap(axes[2], tables["model_encoder"], "p(X) q(Z|X)")
+    table_heatmap(axes[3], tables["decoder"], "p(X|Z) p(Z)")
+    distribution_bars(axes[4], tables["model"], "p(X)")
+
+
+def robustness_curves(ax: Axes, curves: dict, title: str = "") -> None:
+    """Adversarial accuracy against the attack radius, one line per model (name -> RobustnessCurve,
+    whose first radius is 0), with each model's nominal accuracy as a dotted line of its colour."""
+    markers = itertools.cycle("os^vDP")
+    for name, curve in curves.items():
+        line, = ax.plot(curve.radii[1:], curve.accuracy[1:], marker=next(markers), label=name)
+        ax.axhline(curve.accuracy[0], ls=":", color=line.get_color(), lw=1)
+    ax.set_title(title)
+    ax.set_xlabel("attack radius ε (L∞)")
+    ax.set_ylim(-0.02, 1.02)

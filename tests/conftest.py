@@ -24,9 +24,9 @@ def double_precision():
 
 
 def spread_discrete_vae(n_x: int, n_z: int, low: float, high: float):
-    """A toy.DiscreteVAE (decoder spread 0.4, seed 3) whose encoder log-sigmas run linearly from low to high."""
-    from rvae import toy
-    vae = toy.DiscreteVAE(n_x=n_x, n_z=n_z, decoder_spread=0.4, seed=3)
+    """A discrete_vae.DiscreteVAE (decoder spread 0.4, seed 3) whose encoder log-sigmas run linearly from low to high."""
+    from rvae.worlds import discrete_vae
+    vae = discrete_vae.DiscreteVAE(n_x=n_x, n_z=n_z, decoder_spread=0.4, seed=3)
     with torch.no_grad():
         vae.log_sigma.copy_(torch.linspace(low, high, n_x))
     return vae
@@ -49,8 +49,8 @@ def make_chapter(folder: Path, name: str, body: str, parameters: str | None = No
     cells.append(new_code_cell(parameters if parameters is not None else
                                'profile = "quick"  # set by the runner\n'
                                'device = "cpu"  # set by the runner\n'
-                               'steps = 3  # how many steps\n'
-                               'rate = 0.5  # a float\n'
+                               'steps = 3  # how many steps; valid: [1, inf)\n'
+                               'rate = 0.5  # a float; valid: (0, inf)\n'
                                'label = "abc"  # a string\n'
                                'verbose = False  # a bool\n'
                                'sizes = [1, 2]  # a list of ints',
@@ -65,7 +65,7 @@ def make_chapter(folder: Path, name: str, body: str, parameters: str | None = No
 
 
 REPORTING_BODY = (
-    "from rvae.results import Claim, report\n"
+    "from rvae.book.results import Claim, report\n"
     "print('steps', steps, 'rate', rate, 'label', label, 'sizes', sizes)\n"
     "report({'steps_seen': steps, 'twice_rate': 2 * rate},\n"
     "       [Claim('steps is positive', paper='> 0', ours=steps, holds=steps > 0)])\n"

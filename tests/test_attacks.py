@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +13,6 @@ from rvae.attacks import (AttackResult, adversarial_accuracy, default_step_size,
                           pgd, pgd_search, random_selection)
 from rvae.gaussians import w2_squared
 from rvae.nets import build_vae
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -354,20 +350,61 @@ def test_downstream_attack_restarts_help_and_are_repeatable():
 
 
 # -------------------------------------------------------------------------------- cross-check with libraries
-def _cross_check_module():
-    spec = importlib.util.spec_from_file_location("cross_check_pgd", REPO / "benchmarks" / "cross_check_pgd.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _images_for_the_cross_check(n: int, seed: int = 0):
+    """n MNIST training images ($RVAE_DATA) or, without MNIST, n noisy low-contrast copies of 10 random patterns."""
+    from rvae.data import describe_data, mnist_tensors
+    if describe_data()["MNIST"]["available"]:
+        x, y = mnist_tensors("train", download=False, limit=n)
+        return x, y
+    g = gen(seed)
+    prototypes = torch.rand(10, 1, 28, 28, generator=g)
+    y = torch.randint(10, (n,), generator=g)
+    return (0.5 + 0.3 * (prototypes[y] - 0.5) + 0.25 * torch.randn(n, 1, 28, 28, generator=g)).clamp(0, 1), y
 
 
 @functools.lru_cache(maxsize=1)
 def trained_probe():
-    """1,000 MNIST images ($RVAE_DATA) or synthetic ones, and an MLP encoder + probe trained 200 steps on them."""
-    module = _cross_check_module()
-    x, y, _ = module.load_images(1000)
-    encoder, probe = module.train_model(x, y, steps=200)
-    return module, encoder, probe, x, y
+    """1,000 images and an MLP encoder (784-128-16) + linear probe trained jointly for 200 Adam steps on them."""
+    x, y = _images_for_the_cross_check(1000)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 16))
+        probe = nn.Linear(16, 10)
+    g = gen(0)
+    optimiser = torch.optim.Adam([*encoder.parameters(), *probe.parameters()], lr=1e-3)
+    for _ in range(200):
+        index = torch.randint(len(x), (128,), generator=g)
+        loss = nn.functional.cross_entropy(probe(encoder(x[index])), y[index])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return encoder.eval(), probe.eval(), x, y
+
+
+def _flipped_by_the_library(library, encoder, probe, x, y, eps, steps, alpha, seed=0):
+    """(N,) bool: correctly classified images that the library's PGD (rvae.crosscheck) misclassifies."""
+    from rvae.crosscheck import LIBRARY_ATTACKS
+    model = nn.Sequential(encoder, probe).eval()
+    x_adv = LIBRARY_ATTACKS[library](model, x, y, eps, alpha, steps, seed)
+    assert (x_adv - x).abs().max() <= eps + 1e-5 and 0 <= x_adv.min() and x_adv.max() <= 1
+    with torch.no_grad():
+        return (model(x).argmax(1) == y) & (model(x_adv).argmax(1) != y)
+
+
+def _flipped_by_ours(encoder, probe, x, y, eps, steps, alpha, seed=0, same_starts=False):
+    """(N,) bool: correctly classified images that our PGD misclassifies: the book's downstream_attack with
+    one restart, or (``same_starts``) pgd_search from the libraries' random starts (the first draw of a
+    generator seeded with ``seed``, the stream torch.manual_seed(seed) gives them)."""
+    with torch.no_grad():
+        correct = probe(encoder(x)).argmax(1) == y
+    if not same_starts:
+        result = downstream_attack(encoder, probe, x, y, eps, iterations=steps, restarts=1, step_size=alpha,
+                                   generator=gen(seed))
+        return correct & ~result.robust
+    found = pgd_search(lambda x_adv, labels: nn.functional.cross_entropy(probe(encoder(x_adv)), labels, reduction="none"),
+                       x, eps, steps, step_size=alpha, restarts=1, generator=gen(seed),
+                       stop_on=lambda x_adv, labels: probe(encoder(x_adv)).argmax(1) != labels, batch_args=(y,))
+    return correct & found.succeeded
 
 
 def _library(name: str):
@@ -379,14 +416,14 @@ def _library(name: str):
 @pytest.mark.parametrize("library", ["foolbox", "torchattacks"])
 def test_our_pgd_finds_as_many_adversarial_examples_as_a_library(library):
     _library(library)
-    module, encoder, probe, x, y = trained_probe()           # trained once, after the library is found
+    encoder, probe, x, y = trained_probe()                   # trained once, after the library is found
     steps, tolerance = 10, math.ceil(0.01 * len(x))
     informative = 0
     for eps in (0.03, 0.05, 0.1):
         alpha = default_step_size(eps, steps)
-        theirs = module.LIBRARY_ATTACKS[library](encoder, probe, x, y, eps, steps, alpha)
-        ours = module.flipped_ours(encoder, probe, x, y, eps, steps, alpha)        # the book's attack, 1 restart
-        same = module.flipped_ours(encoder, probe, x, y, eps, steps, alpha, same_starts=True)
+        theirs = _flipped_by_the_library(library, encoder, probe, x, y, eps, steps, alpha)
+        ours = _flipped_by_ours(encoder, probe, x, y, eps, steps, alpha)          # the book's attack, 1 restart
+        same = _flipped_by_ours(encoder, probe, x, y, eps, steps, alpha, same_starts=True)
         informative += bool(0 < theirs.sum() < len(x))
         assert ours.sum() >= theirs.sum() - tolerance, (eps, int(ours.sum()), int(theirs.sum()))
         assert (theirs & ~same).sum() <= tolerance, (eps, int((theirs & ~same).sum()))   # image by image

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from rvae import chapters
-from rvae.chapters import Parameter, parse_assignments, parse_parameters_cell
+from rvae.book import chapters
+from rvae.book.chapters import Parameter, parse_assignments, parse_parameters_cell
 from rvae.errors import ParameterError, UnknownChapterError
 
 from conftest import make_chapter
@@ -99,3 +99,40 @@ def test_every_real_chapter_has_valid_parameters_and_paper_profile(monkeypatch):
         resolved = chapter.resolve("paper", {}, "cpu")
         assert set(resolved) == set(chapter.parameters)
         assert all(p.help for p in chapter.parameters.values()), f"{chapter.name}: every parameter needs a help comment"
+        unconstrained = [p.name for p in chapter.parameters.values()
+                         if p.valid is None and p.name not in chapters.RUNNER_PARAMETERS and p.name not in FREE_FORM]
+        assert not unconstrained, f"{chapter.name}: parameters without valid values: {unconstrained}"
+
+
+#: Parameters whose every value is meaningful (a folder name): no valid values to state.
+FREE_FORM = {"checkpoint_dir"}
+
+
+def test_help_comment_may_end_with_valid_values():
+    parsed = parse_parameters_cell("steps = 3  # training steps; valid: [1, inf)\n"
+                                   "radii = [0.0, 0.1]  # attack radii; valid: [0, 1]\n"
+                                   "name = 'mnist'  # the data; valid: {mnist, fashion_mnist}\n"
+                                   "free = 2.5  # no constraint", "test")
+    assert parsed["steps"].help == "training steps" and str(parsed["steps"].valid) == "[1, inf)"
+    assert str(parsed["radii"].valid) == "[0, 1]" and parsed["name"].valid.choices == ("mnist", "fashion_mnist")
+    assert parsed["free"].valid is None and parsed["free"].help == "no constraint"
+    assert parsed["steps"].parse("8", "01_demo") == 8
+    with pytest.raises(ParameterError, match=r"parameter 'steps' of chapter 01_demo must be in \[1, inf\); got -5"):
+        parsed["steps"].parse("-5", "01_demo")
+    with pytest.raises(ParameterError, match=r"must hold values in \[0, 1\]"):
+        parsed["radii"].parse("[0.1, 1.5]", "01_demo")
+    with pytest.raises(ParameterError, match=r"must be in \{mnist, fashion_mnist\}; got 'cifar'"):
+        parsed["name"].parse("cifar", "01_demo")
+
+
+def test_default_outside_its_valid_values_or_unreadable_spec_is_refused():
+    with pytest.raises(ParameterError, match="must be in"):
+        parse_parameters_cell("steps = 0  # training steps; valid: [1, inf)", "test")
+    with pytest.raises(ParameterError, match="neither an interval"):
+        parse_parameters_cell("steps = 3  # training steps; valid: at least one", "test")
+
+
+def test_profile_value_outside_the_valid_values_is_refused(mini_book):
+    make_chapter(mini_book, "02_bad", "pass", paper_profile="PAPER_PROFILE = {'steps': 0}")
+    with pytest.raises(ParameterError, match=r"parameter 'steps' of chapter 02_bad must be in \[1, inf\); got 0"):
+        chapters.get_chapter("02_bad").profiles

@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from rvae.runner import executed_path
+from rvae.book.runner import executed_path
 
 from conftest import files_under, make_chapter, run_cli
 
@@ -24,7 +24,7 @@ def test_list_shows_parameters_types_defaults_and_paper_profile(mini_book):
     result = run_cli("list", root=mini_book)
     assert result.returncode == 0, result.stderr
     assert "01_demo  Test chapter 01_demo" in result.stdout
-    assert "steps: int = 3" in result.stdout and "how many steps" in result.stdout
+    assert "steps: int = 3" in result.stdout and "how many steps  valid: [1, inf)" in result.stdout
     assert "sizes: list = [1, 2]" in result.stdout
     assert "paper profile: steps=30, rate=2.0" in result.stdout
     assert "profile: str" not in result.stdout  # runner parameters are set by flags, not listed
@@ -36,6 +36,8 @@ def test_list_shows_parameters_types_defaults_and_paper_profile(mini_book):
     (["run", "01_demo", "--set", "steps=many"], ["parameter 'steps'", "is an int", "'many'"]),
     (["run", "01_demo", "--set", "steps"], ["--set expects NAME=VALUE"]),
     (["run", "01_demo", "--set", "device=cuda"], ["--device"]),
+    (["run", "01_demo", "--set", "steps=-5"], ["parameter 'steps' of chapter 01_demo must be in [1, inf)", "-5"]),
+    (["run", "01_demo", "--set", "rate=0"], ["parameter 'rate'", "must be in (0, inf)", "got 0.0"]),
 ])
 def test_bad_input_fails_with_one_line_and_writes_nothing(mini_book, arguments, fragments):
     before = files_under(mini_book)
@@ -117,3 +119,46 @@ def test_cuda_without_a_gpu_fails_cleanly(mini_book):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     _assert_one_line_error(run_cli("run", "01_demo", "--device", "cuda", root=mini_book), "no CUDA device")
+
+
+def test_methods_lists_every_method_with_paper_fields_and_groups():
+    result = run_cli("methods")
+    assert result.returncode == 0, result.stderr
+    for name in ("elbo", "beta_vae", "se", "se_rho", "avae", "se_avae", "avae_ss", "mixup"):
+        assert f"\n{name}  (" in "\n" + result.stdout, name
+    assert "Smooth Encoders, appendix C" in result.stdout
+    assert "beta: float = 1.0" in result.stdout and "valid: [0, inf)" in result.stdout
+    assert "vae: vae; adam, the run's learning rate, betas (0.9, 0.999)" in result.stdout
+
+
+def test_methods_name_shows_one_method():
+    result = run_cli("methods", "mixup")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("mixup  (Local geometry")
+    assert any(line.strip().startswith("shape: tuple") and "valid: (0, inf)" in line for line in lines)
+    assert "elbo" not in result.stdout
+
+
+def test_methods_unknown_name_is_one_line():
+    result = run_cli("methods", "gan")
+    _assert_one_line_error(result, "unknown method 'gan'", "valid: avae, avae_ss, beta_vae, elbo")
+
+
+def test_pin_outputs_from_the_executed_copy_needs_a_current_quick_run(mini_book):
+    path = mini_book / "notebooks" / "01_demo.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[-1].metadata["tags"] = ["nbval-check-output"]
+    nbformat.write(notebook, path)
+    _assert_one_line_error(run_cli("pin-outputs", "01_demo", "--from-executed", root=mini_book), "has no executed copy")
+    assert run_cli("run", "01_demo", "--set", "steps=4", "--no-progress", root=mini_book).returncode == 0
+    _assert_one_line_error(run_cli("pin-outputs", "01_demo", "--from-executed", root=mini_book),
+                           "not a current quick run without overrides")
+    assert run_cli("run", "01_demo", "--no-progress", root=mini_book).returncode == 0
+    result = run_cli("pin-outputs", "01_demo", "--from-executed", root=mini_book)
+    assert result.returncode == 0, result.stderr
+    assert "stored the outputs of 1 checked cell(s)" in result.stdout
+    pinned = nbformat.read(path, as_version=4)
+    text = "".join(output.get("text", "") for output in pinned.cells[-1].outputs)
+    assert "steps 3 rate 0.5" in text and "Claims: 1 of 1 hold" in text
+    assert not any(cell.outputs for cell in pinned.cells[:-1] if cell.cell_type == "code")

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from rvae import discrete_avae as avae
-from rvae import toy
+from rvae.worlds import discrete_avae as avae
+from rvae.worlds import discrete_vae
 from rvae.errors import NonFiniteLossError
 
 from conftest import spread_discrete_vae
@@ -56,7 +56,7 @@ def test_bound_equals_an_explicit_loop(model, spread):
 @pytest.mark.parametrize("spread", [1e-3, 0.2, 3.0])
 def test_bound_is_below_the_elbo(model, spread):
     # term 2 is -E KL(q(Z'|x̃) || p_ρ(Z'|z)) <= 0, so B_i <= ELBO_i <= log p(x_i)
-    assert avae.avae_bound(model, COUNTS, spread).item() < toy.batch_elbo(model, COUNTS).item()
+    assert avae.avae_bound(model, COUNTS, spread).item() < discrete_vae.batch_elbo(model, COUNTS).item()
 
 
 def test_coupling_rows_normalise_follow_the_formula_and_tend_to_the_identity():
@@ -82,7 +82,7 @@ def _gradients(model, value):
 
 
 def test_the_decoder_learns_from_the_elbo_alone_and_the_encoder_from_both_terms(model):
-    elbo = _gradients(model, toy.batch_elbo(model, COUNTS))
+    elbo = _gradients(model, discrete_vae.batch_elbo(model, COUNTS))
     bound = _gradients(model, avae.avae_bound(model, COUNTS, 0.05))
     assert torch.allclose(bound["m"], elbo["m"], rtol=1e-12, atol=1e-15)
     assert bound["m"].abs().max() > 1e-3
@@ -92,7 +92,7 @@ def test_the_decoder_learns_from_the_elbo_alone_and_the_encoder_from_both_terms(
 
 def test_never_observed_rows_of_the_encoder_get_gradient(model):
     unseen = COUNTS == 0
-    elbo = _gradients(model, toy.batch_elbo(model, COUNTS))
+    elbo = _gradients(model, discrete_vae.batch_elbo(model, COUNTS))
     assert torch.all(elbo["mu"][unseen] == 0) and torch.all(elbo["log_sigma"][unseen] == 0)
     bound = _gradients(model, avae.avae_bound(model, COUNTS, 0.05))
     assert torch.all(bound["mu"][unseen].abs() > 1e-8)
@@ -144,7 +144,7 @@ def test_encoder_model_mismatch_vanishes_only_at_the_posterior(model):
     assert mismatch > 1e-3
     # the same number as E_p(X;θ) KL(p(Z|X) || q(Z|X)), one row at a time
     marginal, q, posterior = model.model_marginal().detach(), model.log_encoder().detach().exp(), exact.exp()
-    by_rows = sum(marginal[i].item() * toy.kl_divergence(posterior[i], q[i]) for i in range(5))
+    by_rows = sum(marginal[i].item() * discrete_vae.categorical_kl(posterior[i], q[i]) for i in range(5))
     assert mismatch == pytest.approx(by_rows, rel=1e-12)
 
 
@@ -163,7 +163,7 @@ def test_joint_tables_have_the_marginals_of_figure_8(model):
 
 def _sharp_autoencoder(n, spread):
     """Decoder means on the grid (m_j = j/n) and an encoder that inverts them, both with tiny spread."""
-    vae = toy.DiscreteVAE(n, n, decoder_spread=spread, seed=0)
+    vae = discrete_vae.DiscreteVAE(n, n, decoder_spread=spread, seed=0)
     with torch.no_grad():
         vae.m.copy_(torch.arange(n) / n)
         vae.mu.copy_(torch.arange(n) / n)
@@ -188,38 +188,38 @@ def test_autoencoding_error_is_zero_for_an_inverting_pair_and_a_quarter_for_a_ra
 # Fitting. A small circle (N_x = N_z = 32), 150 draws from the default two-bump target, so that
 # about a quarter of the x values are never observed, the decoder spread 0.4 of the toy tests,
 # Adam at 0.05 for 1000 steps and a loose coupling ν = 0.5 (see the module docstring of
-# rvae.discrete_avae: with ν ≪ the decoder's own noise, e.g. the paper's 1e-3, the bound is maximised
+# rvae.worlds.discrete_avae: with ν ≪ the decoder's own noise, e.g. the paper's 1e-3, the bound is maximised
 # by collapsing the encoder onto one latent value). Both fits start from the same tables.
 FIT = dict(n=32, samples=150, decoder_spread=0.4, steps=1000, learning_rate=0.05, coupling_spread=0.5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_avae_fits_an_encoder_closer_to_the_decoders_posterior_than_a_vae(seed):
-    counts = toy.sample_counts(toy.von_mises_target(FIT["n"]), FIT["samples"], seed)
+    counts = discrete_vae.sample_counts(discrete_vae.von_mises_target(FIT["n"]), FIT["samples"], seed)
     assert 4 <= int((counts == 0).sum()) <= 12
-    vae = toy.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
-    toy.fit(vae, counts, "elbo", steps=FIT["steps"], learning_rate=FIT["learning_rate"])
-    model = toy.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
+    vae = discrete_vae.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
+    discrete_vae.fit(vae, counts, "elbo", steps=FIT["steps"], learning_rate=FIT["learning_rate"])
+    model = discrete_vae.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
     history = avae.fit_avae(model, counts, FIT["coupling_spread"], FIT["steps"], FIT["learning_rate"])
     assert history.objective[-1] > history.objective[0]
     assert avae.encoder_model_mismatch(model) < 0.8 * avae.encoder_model_mismatch(vae)
     assert avae.autoencoding_error(model) < avae.autoencoding_error(vae)
     # ... at almost no cost in fit to the data
-    assert toy.batch_elbo(model, counts).item() > toy.batch_elbo(vae, counts).item() - 0.02
+    assert discrete_vae.batch_elbo(model, counts).item() > discrete_vae.batch_elbo(vae, counts).item() - 0.02
 
 
 def test_a_coupling_much_tighter_than_the_decoder_noise_collapses_the_encoder():
     # with the paper's ν = 1e-3 against decoder spread 0.4 every informative encoder pays O(1/ν)
     # nats in term 2, so the bound prefers sending (almost) every x to one or two latent values
     seed = 0
-    counts = toy.sample_counts(toy.von_mises_target(FIT["n"]), FIT["samples"], seed)
-    vae = toy.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
-    toy.fit(vae, counts, "elbo", steps=500, learning_rate=FIT["learning_rate"])
-    model = toy.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
+    counts = discrete_vae.sample_counts(discrete_vae.von_mises_target(FIT["n"]), FIT["samples"], seed)
+    vae = discrete_vae.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
+    discrete_vae.fit(vae, counts, "elbo", steps=500, learning_rate=FIT["learning_rate"])
+    model = discrete_vae.DiscreteVAE(FIT["n"], FIT["n"], FIT["decoder_spread"], seed=seed)
     avae.fit_avae(model, counts, 1e-3, steps=500, learning_rate=FIT["learning_rate"])
     assert model.log_encoder().argmax(1).unique().numel() <= 2
     assert avae.autoencoding_error(model) > 0.24                  # z' is unrelated to z
-    assert toy.batch_elbo(model, counts).item() < toy.batch_elbo(vae, counts).item() - 1.0
+    assert discrete_vae.batch_elbo(model, counts).item() < discrete_vae.batch_elbo(vae, counts).item() - 1.0
 
 
 def test_fit_refuses_a_nan_and_bad_arguments(model):
@@ -228,8 +228,8 @@ def test_fit_refuses_a_nan_and_bad_arguments(model):
     with pytest.raises(NonFiniteLossError, match="step 0"):
         avae.fit_avae(model, COUNTS, 0.1, steps=3)
     with pytest.raises(ValueError, match="spread"):
-        avae.avae_bound(toy.DiscreteVAE(5, 4, 0.4), COUNTS, 0.0)
+        avae.avae_bound(discrete_vae.DiscreteVAE(5, 4, 0.4), COUNTS, 0.0)
     with pytest.raises(ValueError, match="shape"):
-        avae.avae_bound(toy.DiscreteVAE(6, 4, 0.4), COUNTS, 0.1)
+        avae.avae_bound(discrete_vae.DiscreteVAE(6, 4, 0.4), COUNTS, 0.1)
     with pytest.raises(ValueError, match="non-negative"):
-        avae.avae_bound(toy.DiscreteVAE(5, 4, 0.4), -COUNTS, 0.1)
+        avae.avae_bound(discrete_vae.DiscreteVAE(5, 4, 0.4), -COUNTS, 0.1)

@@ -31,7 +31,7 @@ def seeded_vae(architecture: str, latent_dim: int = 3, seed: int = 0) -> nn.Modu
     """A small VAE in float64; conv BatchNorm layers carry running statistics of one random batch."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = build_vae(architecture, SHAPE, latent_dim=latent_dim, hidden=32)
+        model = build_vae(architecture, SHAPE, latent_dim=latent_dim, **({"hidden": 32} if architecture == "mlp" else {}))
         if architecture in ("conv", "tanh_mlp"):   # BatchNorm: give it non-trivial statistics
             for module in model.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -113,7 +113,7 @@ def test_gradient_reaches_every_parameter(architecture):
 
 
 def test_unknown_architecture_and_bad_arguments():
-    with pytest.raises(ValueError, match="valid: mlp, conv"):
+    with pytest.raises(ValueError, match="valid: mlp, tanh_mlp, conv"):
         build_vae("resnet")
     with pytest.raises(ValueError, match="even"):
         build_vae("conv", (1, 27, 27))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rvae import atomic
-from rvae.results import RESULTS_FILE_VARIABLE, Claim, format_claims, report
+from rvae.book.results import RESULTS_FILE_VARIABLE, Claim, format_claims, report
 
 
 def test_claims_table_states_each_verdict_with_paper_and_ours():
@@ -34,7 +34,7 @@ def test_report_prints_and_writes_metrics_for_the_runner(tmp_path, monkeypatch, 
     written = json.loads(destination.read_text())
     assert written["metrics"] == {"accuracy": 0.5, "curve": [1.0, None]}
     assert written["claims"] == [{"claim": "c", "paper": "p", "ours": "o", "holds": True}]
-    assert {"results.py", "atomic.py", "provenance.py"} <= set(written["package_modules"])
+    assert {"book/results.py", "atomic.py", "book/provenance.py"} <= set(written["package_modules"])
 
 
 def test_report_without_the_runner_writes_nothing(tmp_path, monkeypatch):

@@ -1,10 +1,10 @@
 """The reproduction-status page and the freshness of a run."""
 from __future__ import annotations
 
-from rvae import provenance
-from rvae.status import freshness, render_status
+from rvae.book import provenance
+from rvae.book.status import freshness, render_status
 
-CURRENT_PACKAGE = provenance.package_source_hash(["toy.py", "results.py"])
+CURRENT_PACKAGE = provenance.package_source_hash(["worlds/discrete_vae.py", "book/results.py"])
 
 
 def _result(chapter, profile, holds, source_hash="s1", package_hash=CURRENT_PACKAGE):
@@ -12,7 +12,7 @@ def _result(chapter, profile, holds, source_hash="s1", package_hash=CURRENT_PACK
             "provenance": {"hardware": "a CPU", "wall_seconds": 12.3, "git_revision": "abc123",
                            "finished_utc": "2026-11-21T10:00:00+00:00", "overrides": {"steps": 5},
                            "notebook_source_hash": source_hash, "package_source_hash": package_hash,
-                           "package_modules": ["toy.py", "results.py"]},
+                           "package_modules": ["worlds/discrete_vae.py", "book/results.py"]},
             "claims": [{"claim": f"claim {i}", "paper": "p", "ours": "o", "holds": h} for i, h in enumerate(holds)]}
 
 
@@ -30,7 +30,7 @@ def test_a_run_is_stale_only_when_a_module_it_imported_changed():
     assert freshness({**record, "package_source_hash": "0" * 16}, "s1") == "stale"
     assert freshness(record, "s2") == "stale"
     assert freshness(record, None) == "chapter removed"
-    assert provenance.package_source_hash(["toy.py"]) != provenance.package_source_hash(["toy.py", "data.py"])
+    assert provenance.package_source_hash(["worlds/discrete_vae.py"]) != provenance.package_source_hash(["worlds/discrete_vae.py", "data.py"])
 
 
 def test_status_without_results_says_how_to_make_some():

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from rvae import provenance
-from rvae.chapters import Chapter, all_chapters, book_root
+from rvae.book import provenance
+from rvae.book.chapters import Chapter, all_chapters, book_root
 from rvae.errors import RvaeError
-from rvae.runner import executed_path, executed_provenance, run_chapter
-from rvae.status import freshness, write_status_page
+from rvae.book.runner import executed_path, executed_provenance, run_chapter
+from rvae.book.status import freshness, write_status_page
 
 
 def chapter_state(root: Path, chapter: Chapter) -> tuple[str, dict | None]:

@@ -1,4 +1,4 @@
-"""The discrete 'von Mises' VAE of the Smooth Encoder paper (sec. 2.2) and the pPCA analysis.
+"""The discrete 'von Mises' VAE of the Smooth Encoder paper (sec. 2.2).
 
 Observations and latents live on discrete circles, ``X in {0..N_x-1}`` and ``Z in {0..N_z-1}``.
 Every conditional table is a normalised ``exp(cos(.)/spread)`` bump (a discretised von Mises
@@ -10,9 +10,6 @@ density), so there are no boundary effects and each row/column of a table is one
     prior    p(Z=j) = 1/N_z
 
 Tables are indexed ``[i, j]`` = ``[x, z]`` throughout, shape ``(N_x, N_z)``.
-
-The second half holds the closed forms of probabilistic PCA (AVAE appendix B): the exact
-posterior, the data transition kernel Q(X'|X) and the latent kernel Q(Z'|Z).
 """
 from __future__ import annotations
 
@@ -161,7 +158,7 @@ def latent_cost(n_z: int) -> Tensor:
 
 
 @torch.no_grad()
-def select_partners(log_q: Tensor, rows: Tensor, radius: int, gamma: float, iterations: int) -> Tensor:
+def select_discrete_partners(log_q: Tensor, rows: Tensor, radius: int, gamma: float, iterations: int) -> Tensor:
     """The SE selection mechanism on the circle: for each x in rows, the x' within ``radius`` steps
     whose encoder row is farthest (entropic-OT divergence) from q(Z|X=x). Returns (R,) indices."""
     n_x, n_z = log_q.shape
@@ -185,7 +182,7 @@ def smooth_encoder_elbo(model: DiscreteVAE, counts: Tensor, radius: int, gamma: 
     """
     rows = torch.nonzero(counts > 0).squeeze(1)
     log_q = model.log_encoder()
-    partners = select_partners(log_q.detach(), rows, radius, gamma, iterations)
+    partners = select_discrete_partners(log_q.detach(), rows, radius, gamma, iterations)
     log_b = log_q[partners]
     prior_fidelity_b = (log_b.exp() * (model.log_prior()[None, :] - log_b)).sum(1)   # E log p + H
     coupling = entropic_ot(log_q[rows], log_b, latent_cost(model.n_z), gamma, iterations)
@@ -233,7 +230,7 @@ def fit(model: DiscreteVAE, counts: Tensor, objective: str = "elbo", steps: int 
 # ---------------------------------------------------------------------------------------------
 # Measurements
 # ---------------------------------------------------------------------------------------------
-def kl_divergence(p: Tensor, q: Tensor) -> float:
+def categorical_kl(p: Tensor, q: Tensor) -> float:
     """KL(p || q) in nats for two distributions on the same finite set (0 log 0 = 0)."""
     return float((torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum())
 
@@ -274,46 +271,3 @@ def off_support_gradient(model: DiscreteVAE, counts: Tensor) -> float:
     grads = torch.cat([model.mu.grad[unseen].abs(), model.log_sigma.grad[unseen].abs()])
     model.zero_grad()
     return float(grads.max()) if grads.numel() else 0.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Probabilistic PCA (AVAE appendix B): x = W z + noise, z ~ N(0, I), noise ~ N(0, v I)
-# ---------------------------------------------------------------------------------------------
-def ppca_posterior(weight: Tensor, v: float) -> tuple[Tensor, Tensor]:
-    """Exact posterior q*(z|x) = N(A x, S): A = (WᵀW + vI)⁻¹Wᵀ (K, D), S = v(WᵀW + vI)⁻¹ (K, K)."""
-    k = weight.shape[1]
-    precision = weight.T @ weight + v * torch.eye(k, dtype=weight.dtype)
-    return torch.linalg.solve(precision, weight.T), v * torch.linalg.inv(precision)
-
-
-def ppca_data_transition(weight: Tensor, v: float) -> tuple[Tensor, Tensor]:
-    """Q(X'|X=x) = ∫ p(x'|z) q*(z|x) dz = N(P x, v(P + I)), with P = W(WᵀW + vI)⁻¹Wᵀ (D, D)."""
-    encoder_mean, _ = ppca_posterior(weight, v)
-    projector = weight @ encoder_mean
-    return projector, v * (projector + torch.eye(weight.shape[0], dtype=weight.dtype))
-
-
-def ppca_latent_transition(weight: Tensor, v: float) -> tuple[Tensor, Tensor]:
-    """Q(Z'|Z=z) = ∫ q*(z'|x) p(x|z) dx = N(J z, v(J + I)(WᵀW + vI)⁻¹), J = (WᵀW + vI)⁻¹WᵀW."""
-    encoder_mean, encoder_cov = ppca_posterior(weight, v)
-    jacobian = encoder_mean @ weight
-    identity = torch.eye(weight.shape[1], dtype=weight.dtype)
-    return jacobian, (jacobian + identity) @ encoder_cov
-
-
-def projection_defect(matrix: Tensor) -> float:
-    """‖M² - M‖_F: zero exactly when M is a projection."""
-    return float(torch.linalg.matrix_norm(matrix @ matrix - matrix))
-
-
-def encode_decode_chain(weight: Tensor, encoder_mean: Tensor, start: Tensor, steps: int) -> Tensor:
-    """Iterate the mean of decode∘encode, x_{t+1} = W A x_t, from ``start`` (D,): shape (steps+1, D).
-
-    With the exact encoder A and v -> 0 the chain stops after one step (W A is a projection);
-    with an inconsistent encoder A + Δ it keeps moving inside the range of W.
-    """
-    transition = weight @ encoder_mean
-    states = [start]
-    for _ in range(steps):
-        states.append(transition @ states[-1])
-    return torch.stack(states)

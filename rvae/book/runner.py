@@ -20,12 +20,12 @@ from typing import Any, Iterator
 
 import nbformat
 
-from rvae import provenance
+from rvae.book import provenance
 from rvae.atomic import atomic_write_json, atomic_write_text
-from rvae.chapters import Chapter, book_root, get_chapter
+from rvae.book.chapters import Chapter, book_root, get_chapter
 from rvae.errors import (USER_FACING_ERROR_NAMES, ChapterExecutionError, ExecutedCopyConflict,
                          ParameterError)
-from rvae.results import RESULTS_FILE_VARIABLE, result_path
+from rvae.book.results import RESULTS_FILE_VARIABLE, result_path
 
 KERNEL_NAME = "python3"
 EXECUTED_DIR = Path("book") / "chapters"
@@ -173,7 +173,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
         wall_seconds = time.monotonic() - started
         if not metrics_file.exists():
             raise ChapterExecutionError(
-                f"chapter {chapter.name} ran but reported no results: it must end with rvae.results.report(...)")
+                f"chapter {chapter.name} ran but reported no results: it must end with rvae.book.results.report(...)")
         reported = json.loads(metrics_file.read_text())
         record = {
             "chapter": chapter.name, "title": chapter.title, "profile": profile,

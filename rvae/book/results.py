@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rvae.atomic import atomic_write_json, json_safe
-from rvae.provenance import loaded_package_modules
+from rvae.book.provenance import loaded_package_modules
 
 RESULTS_FILE_VARIABLE = "RVAE_RESULTS_FILE"
 
@@ -44,6 +44,11 @@ def format_claims(claims: list[Claim], width: int = 88) -> str:
         lines.append(f"{'':10}paper: {claim.paper}")
         lines.append(f"{'':10}ours:  {claim.ours}")
     return "\n".join(lines)
+
+
+def format_values(values, spec: str = ".2f") -> str:
+    """Numbers joined by ', ' in one format, for a claim's 'ours' text: format_values([0.5, 1], ".2f") -> '0.50, 1.00'."""
+    return ", ".join(format(v, spec) for v in values)
 
 
 def report(metrics: dict[str, Any], claims: list[Claim]) -> None:

@@ -25,9 +25,8 @@ import torch
 from torch import Tensor
 from torch.distributions import MultivariateNormal
 
-from rvae.gaussians import entropic_coupling_term, entropic_w2, kl_to_standard_normal
+from rvae.gaussians import LOG_2PI, entropic_coupling_term, entropic_w2, expected_log_prior, kl_to_standard_normal
 
-LOG_2PI = math.log(2 * math.pi)
 _INVERSE_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -232,12 +231,7 @@ class LinearGaussianDecoder:
         return MultivariateNormal(self.offset, covariance_matrix=covariance).log_prob(x)
 
 
-def expected_log_prior(mu: Tensor, logvar: Tensor) -> Tensor:
-    """E_q log N(z; 0, I) = -1/2 sum(mu^2 + S) - d/2 log 2 pi, (B,)."""
-    return -0.5 * (mu.pow(2) + logvar.exp()).sum(-1) - 0.5 * mu.shape[-1] * LOG_2PI
-
-
-def elbo(decoder: LinearGaussianDecoder, x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+def linear_elbo(decoder: LinearGaussianDecoder, x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """E_q log p(x|z) - KL(q || p), (B,)."""
     return decoder.expected_log_likelihood(x, mu, logvar) - kl_to_standard_normal(mu, logvar)
 

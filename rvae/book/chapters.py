@@ -2,7 +2,8 @@
 
 A chapter's parameters are read (never executed) from its cell tagged ``parameters``:
 one ``name = literal`` per line, optionally annotated (``steps: int = 300``), with a trailing
-``# comment`` as the help text. Those defaults are the *quick* profile. The *paper* profile is
+``# comment`` as the help text, which may end with the valid values (``; valid: [1, inf)``, see
+:class:`rvae.params.Valid`). Those defaults are the *quick* profile. The *paper* profile is
 the dict literal ``PAPER_PROFILE = {...}`` in the cell tagged ``paper-profile``: overrides of
 the quick defaults. Every chapter declares ``profile`` and ``device``; the runner sets them.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ast
 import io
 import os
+import re
 import tokenize
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +22,7 @@ from typing import Any
 import nbformat
 
 from rvae.errors import ParameterError, UnknownChapterError
+from rvae.params import Valid
 
 PROFILES = ("quick", "paper")
 RUNNER_PARAMETERS = ("profile", "device")
@@ -30,7 +33,7 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "t
 def book_root() -> Path:
     """The repository root holding ``notebooks/`` and ``_toc.yml`` (``RVAE_BOOK_ROOT`` overrides)."""
     configured = os.environ.get("RVAE_BOOK_ROOT")
-    root = Path(configured).expanduser().resolve() if configured else Path(__file__).resolve().parent.parent
+    root = Path(configured).expanduser().resolve() if configured else Path(__file__).resolve().parents[2]
     if not (root / "notebooks").is_dir():
         raise UnknownChapterError(
             f"no notebooks/ folder under {root}: run rvae from a checkout of the book "
@@ -45,13 +48,17 @@ class Parameter:
     type: type
     default: Any
     help: str = ""
+    valid: Valid | None = None
 
     @property
     def type_name(self) -> str:
         return self.type.__name__
 
     def parse(self, text: str, chapter: str) -> Any:
-        """Convert a command-line string to this parameter's type, or raise ParameterError."""
+        """Convert a command-line string to a valid value of this parameter's type, or raise ParameterError."""
+        return self.check(self._parse_text(text, chapter), chapter)
+
+    def _parse_text(self, text: str, chapter: str) -> Any:
         def bad(expected: str) -> ParameterError:
             return ParameterError(f"parameter {self.name!r} of chapter {chapter} is {expected}; "
                                   f"got {text!r}")
@@ -78,10 +85,16 @@ class Parameter:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise bad(f"a {self.type_name} literal such as {self.default!r}") from None
-        return self.check(value, chapter)
+        return value
 
     def check(self, value: Any, chapter: str) -> Any:
-        """Accept an already-typed value (ints for floats too), or raise ParameterError."""
+        """Accept an already-typed value (ints for floats too) within the valid values, or raise ParameterError."""
+        value = self._typed(value, chapter)
+        if self.valid is not None:
+            self.valid.check(f"parameter {self.name!r}", value, chapter if chapter.startswith("chapter") else f"chapter {chapter}")
+        return value
+
+    def _typed(self, value: Any, chapter: str) -> Any:
         expected = self.type
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
@@ -110,6 +123,21 @@ def _comments_by_line(source: str) -> dict[int, str]:
         if token.type == tokenize.COMMENT:
             comments[token.start[0]] = token.string.lstrip("#").strip()
     return comments
+
+
+_VALID = re.compile(r"(?:^|;\s*)valid:\s*(.*)$")
+
+
+def _split_help(comment: str, name: str, where: str) -> tuple[str, Valid | None]:
+    """'help text; valid: [1, inf)' -> ('help text', Valid)."""
+    found = _VALID.search(comment)
+    if not found:
+        return comment, None
+    try:
+        valid = Valid.parse(found.group(1))
+    except ValueError as error:
+        raise ParameterError(f"{where}: parameter {name!r}: {error}") from None
+    return comment[:found.start()].strip(), valid
 
 
 def parse_parameters_cell(source: str, where: str) -> dict[str, Parameter]:
@@ -141,8 +169,9 @@ def parse_parameters_cell(source: str, where: str) -> dict[str, Parameter]:
         if declared not in _TYPES.values():
             raise ParameterError(f"{where}: parameter {name!r} has a default of unsupported type "
                                  f"{type(default).__name__}")
-        parameter = Parameter(name, declared, default, comments.get(node.lineno, ""))
-        parameters[name] = Parameter(name, declared, parameter.check(default, where), parameter.help)
+        help_text, valid = _split_help(comments.get(node.lineno, ""), name, where)
+        parameter = Parameter(name, declared, default, help_text, valid)
+        parameters[name] = Parameter(name, declared, parameter.check(default, where), help_text, valid)
     return parameters
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rvae import provenance
+from rvae.book import provenance
 from rvae.atomic import atomic_write_text
-from rvae.chapters import all_chapters
-from rvae.results import load_results
+from rvae.book.chapters import all_chapters
+from rvae.book.results import load_results
 
 STATUS_PAGE = Path("book") / "reproduction_status.md"
 

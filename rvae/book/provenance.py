@@ -1,6 +1,7 @@
 """Where a result came from: git revision, library versions, hashes of the code that made it."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import platform
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent          # the rvae package
 
 
 #: What the runner itself writes: changes there do not make a run's source 'dirty'.
@@ -44,13 +45,15 @@ def notebook_source_hash(path: Path) -> str:
 
 
 def package_source_hash(modules: list[str] | None = None) -> str:
-    """SHA-256 over the sources of ``rvae`` modules (file names such as 'toy.py'; default: all).
+    """SHA-256 over the sources of ``rvae`` modules, named by their path in the package
+    ('gaussians.py', 'methods/vae.py'); default: every module.
 
-    A chapter records the modules it actually imported, so that a change to a module it never
-    uses does not mark it stale.
+    A chapter records the modules it actually used, so that a change to a module it never used
+    (a new method, another chapter's helper) does not mark it stale.
     """
     digest = hashlib.sha256()
-    names = sorted(modules) if modules is not None else sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
+    names = sorted(modules) if modules is not None else sorted(
+        str(p.relative_to(PACKAGE_DIR)) for p in PACKAGE_DIR.rglob("*.py"))
     for name in names:
         path = PACKAGE_DIR / name
         digest.update(name.encode())
@@ -58,13 +61,36 @@ def package_source_hash(modules: list[str] | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+def _only_documentation(path: Path) -> bool:
+    """Whether a module holds nothing but string constants (a docstring, ``__version__``)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return False
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+            return False
+    return True
+
+
 def loaded_package_modules() -> list[str]:
-    """File names of the ``rvae`` modules imported in this process, e.g. ['results.py', 'toy.py']."""
+    """Package paths of the ``rvae`` modules this process used, e.g. ['book/results.py', 'methods/vae.py'].
+
+    Every imported module counts, except method modules: finding a method imports them all, so
+    only those whose methods were looked up (and the method modules they draw on) count. A package
+    ``__init__.py`` that holds only its docstring (the map of what is where) does not count either:
+    describing a new module there changes no number.
+    """
     names = set()
     for name, module in list(sys.modules.items()):
         source = getattr(module, "__file__", None)
-        if (name == "rvae" or name.startswith("rvae.")) and source and Path(source).parent == PACKAGE_DIR:
-            names.add(Path(source).name)
+        if (name == "rvae" or name.startswith("rvae.")) and source and not name.startswith("rvae.methods."):
+            path = Path(source).resolve()
+            if PACKAGE_DIR in path.parents and not _only_documentation(path):
+                names.add(str(path.relative_to(PACKAGE_DIR)))
+    if "rvae.methods" in sys.modules:
+        names.update(sys.modules["rvae.methods"].used_modules())
     return sorted(names)
 
 

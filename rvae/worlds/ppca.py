@@ -1,7 +1,8 @@
-"""The latent encode-decode chain of pPCA with an inconsistent encoder (AVAE appendix B).
+"""Probabilistic PCA (AVAE appendix B): closed forms of the exact posterior and of the data and latent
+transition kernels, and the latent encode-decode chain with an inconsistent encoder.
 
 pPCA decodes z ~ N(0, I_K) to x = W z + n, n ~ N(0, v I_D). Its exact posterior is
-q*(z|x) = N(A x, S) with A = (WᵀW + vI)⁻¹Wᵀ and S = v(WᵀW + vI)⁻¹ (:func:`rvae.toy.ppca_posterior`).
+q*(z|x) = N(A x, S) with A = (WᵀW + vI)⁻¹Wᵀ and S = v(WᵀW + vI)⁻¹ (:func:`ppca_posterior`).
 Take any Gaussian encoder N(E x, S_q). One step of the latent chain, z → x ~ p(x|z) → z' ~ q(z'|x),
 is linear-Gaussian:
 
@@ -17,7 +18,7 @@ M = J = P⁻¹G is symmetric and
 
 the noise tops M C Mᵀ up to exactly I when C = I, i.e. the prior N(0, I) is invariant (AVAE
 proposition 3.1), and N = I - J² = v(J + I)P⁻¹ is the covariance of
-:func:`rvae.toy.ppca_latent_transition`. An inconsistent encoder E = A + Δ breaks the invariance:
+:func:`ppca_latent_transition`. An inconsistent encoder E = A + Δ breaks the invariance:
 when the spectral radius of M exceeds 1 the chain's covariance grows without bound, and when it is
 below 1 it settles at the fixed point of the discrete Lyapunov equation C = M C Mᵀ + N, which is
 in general not I.
@@ -30,7 +31,49 @@ import torch
 from torch import Tensor
 
 from rvae.progress import progress_bar
-from rvae.toy import ppca_posterior
+
+
+# ---------------------------------------------------------------------------------------------
+# Probabilistic PCA (AVAE appendix B): x = W z + noise, z ~ N(0, I), noise ~ N(0, v I)
+# ---------------------------------------------------------------------------------------------
+def ppca_posterior(weight: Tensor, v: float) -> tuple[Tensor, Tensor]:
+    """Exact posterior q*(z|x) = N(A x, S): A = (WᵀW + vI)⁻¹Wᵀ (K, D), S = v(WᵀW + vI)⁻¹ (K, K)."""
+    k = weight.shape[1]
+    precision = weight.T @ weight + v * torch.eye(k, dtype=weight.dtype)
+    return torch.linalg.solve(precision, weight.T), v * torch.linalg.inv(precision)
+
+
+def ppca_data_transition(weight: Tensor, v: float) -> tuple[Tensor, Tensor]:
+    """Q(X'|X=x) = ∫ p(x'|z) q*(z|x) dz = N(P x, v(P + I)), with P = W(WᵀW + vI)⁻¹Wᵀ (D, D)."""
+    encoder_mean, _ = ppca_posterior(weight, v)
+    projector = weight @ encoder_mean
+    return projector, v * (projector + torch.eye(weight.shape[0], dtype=weight.dtype))
+
+
+def ppca_latent_transition(weight: Tensor, v: float) -> tuple[Tensor, Tensor]:
+    """Q(Z'|Z=z) = ∫ q*(z'|x) p(x|z) dx = N(J z, v(J + I)(WᵀW + vI)⁻¹), J = (WᵀW + vI)⁻¹WᵀW."""
+    encoder_mean, encoder_cov = ppca_posterior(weight, v)
+    jacobian = encoder_mean @ weight
+    identity = torch.eye(weight.shape[1], dtype=weight.dtype)
+    return jacobian, (jacobian + identity) @ encoder_cov
+
+
+def projection_defect(matrix: Tensor) -> float:
+    """‖M² - M‖_F: zero exactly when M is a projection."""
+    return float(torch.linalg.matrix_norm(matrix @ matrix - matrix))
+
+
+def encode_decode_chain(weight: Tensor, encoder_mean: Tensor, start: Tensor, steps: int) -> Tensor:
+    """Iterate the mean of decode∘encode, x_{t+1} = W A x_t, from ``start`` (D,): shape (steps+1, D).
+
+    With the exact encoder A and v -> 0 the chain stops after one step (W A is a projection);
+    with an inconsistent encoder A + Δ it keeps moving inside the range of W.
+    """
+    transition = weight @ encoder_mean
+    states = [start]
+    for _ in range(steps):
+        states.append(transition @ states[-1])
+    return torch.stack(states)
 
 
 def _check_model(weight: Tensor, v: float, encoder_mean: Tensor | None = None,

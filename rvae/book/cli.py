@@ -1,10 +1,10 @@
-"""The chapter runner's command line: ``rvae list | run | book | pin-outputs``."""
+"""The chapter runner's command line: ``rvae list | methods | run | book | pin-outputs``."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from rvae.chapters import DEVICES, PROFILES, RUNNER_PARAMETERS, all_chapters, parse_assignments
+from rvae.book.chapters import DEVICES, PROFILES, RUNNER_PARAMETERS, all_chapters, parse_assignments
 from rvae.errors import RvaeError
 
 
@@ -15,17 +15,29 @@ def _list(arguments: argparse.Namespace) -> None:
         width = max((len(f"{p.name}: {p.type_name} = {p.default!r}") for p in parameters), default=0)
         for p in parameters:
             signature = f"{p.name}: {p.type_name} = {p.default!r}"
-            print(f"    {signature:<{width}}  {p.help}".rstrip())
+            valid = f"  valid: {p.valid}" if p.valid else ""
+            print(f"    {signature:<{width}}  {p.help}{valid}".rstrip())
         paper = chapter.profiles["paper"]
         if paper:
             print("    paper profile: " + ", ".join(f"{k}={v!r}" for k, v in paper.items()))
         print()
 
 
+def _methods(arguments: argparse.Namespace) -> None:
+    from rvae.methods import all_methods, get_method
+
+    if arguments.name:
+        print(get_method(arguments.name).describe())
+        return
+    for method in all_methods().values():
+        print(method.describe())
+        print()
+
+
 def _run(arguments: argparse.Namespace) -> None:
-    from rvae.runner import run_chapter
-    from rvae.status import write_status_page
-    from rvae.chapters import book_root
+    from rvae.book.runner import run_chapter
+    from rvae.book.status import write_status_page
+    from rvae.book.chapters import book_root
 
     outcome = run_chapter(arguments.chapter, arguments.profile, parse_assignments(arguments.set),
                           arguments.device, arguments.data_dir, arguments.replace_paper,
@@ -38,14 +50,14 @@ def _run(arguments: argparse.Namespace) -> None:
 
 
 def _book(arguments: argparse.Namespace) -> None:
-    from rvae.book import build_book
+    from rvae.book.build import build_book
     build_book(execute=not arguments.no_execute, strict=not arguments.no_strict,
                data_dir=arguments.data_dir, progress=not arguments.no_progress)
 
 
 def _pin(arguments: argparse.Namespace) -> None:
-    from rvae.checked_outputs import pin_outputs
-    count = pin_outputs(arguments.chapter)
+    from rvae.book.checked_outputs import pin_outputs
+    count = pin_outputs(arguments.chapter, from_executed=arguments.from_executed)
     print(f"stored the outputs of {count} checked cell(s) of chapter {arguments.chapter}; other outputs cleared")
 
 
@@ -56,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="every chapter with its parameters, types and quick defaults")
     listing.set_defaults(handler=_list)
+
+    methods = commands.add_parser("methods", help="every training method with its paper, config fields and parameter groups")
+    methods.add_argument("name", nargs="?", help="show only this method")
+    methods.set_defaults(handler=_methods)
 
     run = commands.add_parser("run", help="execute a chapter into book/chapters/ and file its results")
     run.add_argument("chapter", help="chapter name (e.g. 01_elbo_fragility) or number (01)")
@@ -79,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pin = commands.add_parser("pin-outputs", help="(maintainers) store the nbval-checked outputs in a source notebook")
     pin.add_argument("chapter")
+    pin.add_argument("--from-executed", action="store_true",
+                     help="take the outputs from the chapter's current quick executed copy instead of executing it")
     pin.set_defaults(handler=_pin)
     return parser
 

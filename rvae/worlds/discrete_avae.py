@@ -1,6 +1,6 @@
 """The Autoencoding VAE (AVAE) on the discrete circle example (AVAE appendices C.1 and D).
 
-The tables are those of :class:`rvae.toy.DiscreteVAE`: encoder q(Z=j|X=i), decoder p(X=i|Z=j),
+The tables are those of :class:`rvae.worlds.discrete_vae.DiscreteVAE`: encoder q(Z=j|X=i), decoder p(X=i|Z=j),
 uniform prior p(Z=j), all indexed ``[x, z]`` with shape (N_x, N_z).
 
 AVAE adds a second encode step to the VAE. An observed x = i is encoded to z = j, decoded to a
@@ -38,7 +38,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rvae.toy import TWO_PI, DiscreteVAE, FitHistory, circular_distance, maximise
+from rvae.worlds.discrete_vae import TWO_PI, DiscreteVAE, FitHistory, circular_distance, maximise
 
 
 def coupling_table(n_z: int, spread: float) -> Tensor:
