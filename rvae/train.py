@@ -38,7 +38,7 @@ from rvae.progress import progress_bar
 BatchSampler = Callable[[torch.Generator], Tensor]
 _OPTIMISERS = {"adam": lambda params, group, rate: torch.optim.Adam(params, lr=rate, betas=group.betas),
                "sgd": lambda params, group, rate: torch.optim.SGD(params, lr=rate),
-               "rmsprop": lambda params, group, rate: torch.optim.RMSprop(params, lr=rate, alpha=group.betas[1])}
+               "rmsprop": lambda params, group, rate: torch.optim.RMSprop(params, lr=rate)}
 
 
 @dataclass(frozen=True)

@@ -161,4 +161,5 @@ def test_pin_outputs_from_the_executed_copy_needs_a_current_quick_run(mini_book)
     pinned = nbformat.read(path, as_version=4)
     text = "".join(output.get("text", "") for output in pinned.cells[-1].outputs)
     assert "steps 3 rate 0.5" in text and "Claims: 1 of 1 hold" in text
+    assert pinned.cells[-1].execution_count == sum(cell.cell_type == "code" for cell in pinned.cells)  # as nbval counts
     assert not any(cell.outputs for cell in pinned.cells[:-1] if cell.cell_type == "code")

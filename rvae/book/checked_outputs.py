@@ -76,11 +76,16 @@ def pin_outputs(name: str, from_executed: bool = False) -> int:
             NotebookClient(executed, kernel_name=KERNEL_NAME, timeout=1800,
                            resources={"metadata": {"path": str(root)}}).execute()
         ran_cells = executed.cells
-    pinned = 0
+    pinned, ordinal = 0, 0
     for original, ran in zip(source.cells, ran_cells):
+        ordinal += original.cell_type == "code"
         if is_checked(original):
             original.outputs = ran.outputs
-            original.execution_count = ran.execution_count
+            # the count a fresh run of the source gives (an executed copy's counts include papermill's cell)
+            original.execution_count = ordinal if from_executed else ran.execution_count
+            for output in original.outputs:
+                if "execution_count" in output:
+                    output["execution_count"] = original.execution_count
             pinned += 1
     strip_unchecked_outputs(source)
     atomic_write_text(chapter.path, nbformat.writes(source))

@@ -46,7 +46,7 @@ class ParameterGroup:
     networks: tuple[str, ...] = ("vae",)
     optimiser: str = "adam"
     learning_rate: float | None = None          # None: the run's learning rate
-    betas: tuple[float, float] = (0.9, 0.999)   # Adam/RMSprop moment decay (RMSprop uses betas[1] as alpha)
+    betas: tuple[float, float] = (0.9, 0.999)   # Adam's moment decays (sgd and rmsprop ignore them)
 
     def __post_init__(self) -> None:
         if self.optimiser not in OPTIMISERS:
