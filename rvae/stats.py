@@ -30,7 +30,7 @@ The evidence comes from well-kept implementations (scipy.stats):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -56,9 +56,6 @@ class Evidence:
         p = f", p = {self.p_value:.{digits}g}" if self.p_value is not None else ""
         return (f"{self.effect:+.{digits}g} [{self.low:+.{digits}g}, {self.high:+.{digits}g}] "
                 f"(95%, {self.test}, n = {self.n}{p})")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def test_parameters_cell_rejects_what_is_not_name_equals_literal(source):
 ])
 def test_parse_converts_command_line_text(declared, text, expected):
     default = {int: 1, float: 1.0, bool: False, str: "", list: [1.0, 2.0]}[declared]
-    value = Parameter("p", declared, default).parse(text, "ch")
+    value = Parameter("p", declared, default).parse(text, "chapter ch")
     assert value == expected and type(value) is type(expected)
 
 
@@ -42,7 +42,7 @@ def test_parse_converts_command_line_text(declared, text, expected):
 ])
 def test_parse_rejects_ill_typed_text_with_the_parameter_named(declared, default, text):
     with pytest.raises(ParameterError, match=r"parameter 'p' of chapter ch"):
-        Parameter("p", declared, default).parse(text, "ch")
+        Parameter("p", declared, default).parse(text, "chapter ch")
 
 
 def test_resolve_layers_profile_then_overrides(mini_book):
@@ -116,13 +116,13 @@ def test_help_comment_may_end_with_valid_values():
     assert parsed["steps"].help == "training steps" and str(parsed["steps"].valid) == "[1, inf)"
     assert str(parsed["radii"].valid) == "[0, 1]" and parsed["name"].valid.choices == ("mnist", "fashion_mnist")
     assert parsed["free"].valid is None and parsed["free"].help == "no constraint"
-    assert parsed["steps"].parse("8", "01_demo") == 8
+    assert parsed["steps"].parse("8", "chapter 01_demo") == 8
     with pytest.raises(ParameterError, match=r"parameter 'steps' of chapter 01_demo must be in \[1, inf\); got -5"):
-        parsed["steps"].parse("-5", "01_demo")
+        parsed["steps"].parse("-5", "chapter 01_demo")
     with pytest.raises(ParameterError, match=r"must hold values in \[0, 1\]"):
-        parsed["radii"].parse("[0.1, 1.5]", "01_demo")
+        parsed["radii"].parse("[0.1, 1.5]", "chapter 01_demo")
     with pytest.raises(ParameterError, match=r"must be in \{mnist, fashion_mnist\}; got 'cifar'"):
-        parsed["name"].parse("cifar", "01_demo")
+        parsed["name"].parse("cifar", "chapter 01_demo")
 
 
 def test_default_outside_its_valid_values_or_unreadable_spec_is_refused():

@@ -54,13 +54,16 @@ class Parameter:
     def type_name(self) -> str:
         return self.type.__name__
 
-    def parse(self, text: str, chapter: str) -> Any:
-        """Convert a command-line string to a valid value of this parameter's type, or raise ParameterError."""
-        return self.check(self._parse_text(text, chapter), chapter)
+    def parse(self, text: str, where: str) -> Any:
+        """Convert a command-line string to a valid value of this parameter's type, or raise ParameterError.
 
-    def _parse_text(self, text: str, chapter: str) -> Any:
+        ``where`` names the parameter's owner in messages, e.g. 'chapter 03_smooth_encoders'.
+        """
+        return self.check(self._parse_text(text, where), where)
+
+    def _parse_text(self, text: str, where: str) -> Any:
         def bad(expected: str) -> ParameterError:
-            return ParameterError(f"parameter {self.name!r} of chapter {chapter} is {expected}; "
+            return ParameterError(f"parameter {self.name!r} of {where} is {expected}; "
                                   f"got {text!r}")
         if self.type is bool:
             lowered = text.strip().lower()
@@ -87,14 +90,14 @@ class Parameter:
             raise bad(f"a {self.type_name} literal such as {self.default!r}") from None
         return value
 
-    def check(self, value: Any, chapter: str) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         """Accept an already-typed value (ints for floats too) within the valid values, or raise ParameterError."""
-        value = self._typed(value, chapter)
+        value = self._typed(value, where)
         if self.valid is not None:
-            self.valid.check(f"parameter {self.name!r}", value, chapter if chapter.startswith("chapter") else f"chapter {chapter}")
+            self.valid.check(f"parameter {self.name!r}", value, where)
         return value
 
-    def _typed(self, value: Any, chapter: str) -> Any:
+    def _typed(self, value: Any, where: str) -> Any:
         expected = self.type
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
@@ -102,11 +105,11 @@ class Parameter:
             element_types = {type(v) for v in self.default}
             if element_types and not all(_element_fits(v, element_types) for v in value):
                 raise ParameterError(
-                    f"parameter {self.name!r} of chapter {chapter} holds "
+                    f"parameter {self.name!r} of {where} holds "
                     f"{'/'.join(sorted(t.__name__ for t in element_types))} values; got {value!r}")
             return expected(value)
         if type(value) is not expected:
-            raise ParameterError(f"parameter {self.name!r} of chapter {chapter} is a {self.type_name}; "
+            raise ParameterError(f"parameter {self.name!r} of {where} is a {self.type_name}; "
                                  f"got {value!r}")
         return value
 
@@ -255,7 +258,7 @@ class Chapter:
                 raise ParameterError(self._unknown_message(name))
             if name in RUNNER_PARAMETERS:
                 raise ParameterError(f"parameter {name!r} is set with --{name}, not --set")
-            values[name] = self.parameters[name].parse(text, self.name)
+            values[name] = self.parameters[name].parse(text, f"chapter {self.name}")
         values["profile"], values["device"] = profile, device
         return values
 
