@@ -273,22 +273,32 @@ def downstream_attack(encode_mean: Callable[[Tensor], Tensor], probe: nn.Module,
     return AttackResult(robust, x_adv, nominal_correct)
 
 
-def adversarial_accuracy(encode_mean: Callable[[Tensor], Tensor], probe: nn.Module, x: Tensor, y: Tensor, eps: float,
-                         iterations: int = 100, restarts: int = 10, batch_size: int = 250,
-                         step_size: float | None = None, generator: torch.Generator | None = None,
-                         progress: bool | None = None) -> float:
-    """Robust fraction of x (N,C,H,W), y (N,) under :func:`downstream_attack`, batch by batch; eps=0: nominal accuracy.
+def robust_mask(encode_mean: Callable[[Tensor], Tensor], probe: nn.Module, x: Tensor, y: Tensor, eps: float,
+                iterations: int = 100, restarts: int = 10, batch_size: int = 250,
+                step_size: float | None = None, generator: torch.Generator | None = None,
+                progress: bool | None = None) -> Tensor:
+    """(N,) bool: which of x (N,C,H,W), y (N,) stay correct under :func:`downstream_attack`, batch by batch
+    (eps=0: which are classified correctly).
 
     ``progress``: draw a bar over the batches (None: :func:`rvae.progress.progress_enabled`).
     """
     if len(x) == 0:
-        raise ValueError("adversarial_accuracy needs at least one example")
+        raise ValueError("an attack needs at least one example")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
     starts = range(0, len(x), batch_size)
-    robust = 0
+    robust = []
     for start in progress_bar(starts, desc=f"PGD eps={eps:g}", total=len(starts), enabled=progress):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        result = downstream_attack(encode_mean, probe, xb, yb, eps, iterations, restarts, step_size, generator)
-        robust += int(result.robust.sum())
-    return robust / len(x)
+        robust.append(downstream_attack(encode_mean, probe, xb, yb, eps, iterations, restarts, step_size,
+                                        generator).robust)
+    return torch.cat(robust)
+
+
+def adversarial_accuracy(encode_mean: Callable[[Tensor], Tensor], probe: nn.Module, x: Tensor, y: Tensor, eps: float,
+                         iterations: int = 100, restarts: int = 10, batch_size: int = 250,
+                         step_size: float | None = None, generator: torch.Generator | None = None,
+                         progress: bool | None = None) -> float:
+    """Robust fraction of x (N,C,H,W), y (N,) under :func:`downstream_attack` (:func:`robust_mask`'s mean)."""
+    mask = robust_mask(encode_mean, probe, x, y, eps, iterations, restarts, batch_size, step_size, generator, progress)
+    return int(mask.sum()) / len(mask)

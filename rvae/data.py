@@ -12,6 +12,7 @@ data root may be read-only. CelebA may be any subset of the official images: onl
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import tempfile
@@ -140,6 +141,7 @@ def _torchvision_idx(name: str, split: str, data_dir: PathLike | None, download:
 
 def _idx_uint8(name: str, split: str, data_dir, download: bool) -> tuple[Tensor, Tensor]:
     ds = _torchvision_idx(name, split, data_dir, download)
+    _record_use(name, data_dir)
     return ds.data, ds.targets.long()
 
 
@@ -154,6 +156,84 @@ class GreyImages(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         return self.data[i].unsqueeze(0).float().div_(255), self.targets[i]
+
+
+# ------------------------------------------------------------------------------------------- provenance of the files
+#: MD5s of the official files (gzipped, and uncompressed where published), as torchvision and the
+#: datasets' own pages list them. Files that match are the official train/test split.
+OFFICIAL_MD5 = {
+    "MNIST": {
+        "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+        "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
+        "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", None),
+        "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
+    },
+    "FashionMNIST": {
+        "train-images-idx3-ubyte": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+        "train-labels-idx1-ubyte": ("25c81989df183df01b3e8a0aad5dffbe", None),
+        "t10k-images-idx3-ubyte": ("bef4ecab320f06d8554ea6380940ec79", "8181f5470baa50b63fa0f6fddb340f0a"),
+        "t10k-labels-idx1-ubyte": ("bb300cfdad3c16e7a12a480ee83cd310", None),
+    },
+}
+_MD5_CACHE: dict[tuple[str, int, int], str] = {}
+_USED: dict[str, dict] = {}
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes (cached per path, size and modification time)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _MD5_CACHE:
+        digest = hashlib.md5()
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        _MD5_CACHE[key] = digest.hexdigest()
+    return _MD5_CACHE[key]
+
+
+def idx_provenance(name: str, data_dir: PathLike | None = None) -> dict:
+    """Whether the IDX files of ``name`` under the data root are the official ones, by their MD5s.
+
+    Returns {"dataset", "official" (bool), "files": {file: md5}, "differing": [files that are not the
+    official bytes], "description" (one sentence for a chapter's data section)}.
+    """
+    if name not in OFFICIAL_MD5:
+        raise ValueError(f"no official MD5s are known for {name!r}; known: {', '.join(OFFICIAL_MD5)}")
+    found = _find_idx(data_root(data_dir) / name / "raw")
+    files, differing = {}, []
+    for file, path in found.items():
+        if path is None:
+            differing.append(file)
+            continue
+        md5 = file_md5(path)
+        files[path.name] = md5
+        gz_md5, raw_md5 = OFFICIAL_MD5[name][file]
+        if md5 != (gz_md5 if path.suffix == ".gz" else raw_md5):
+            differing.append(file)
+    official = not differing
+    if official:
+        description = f"{name}: the official files (all four MD5s match), official train/test split."
+    else:
+        description = (f"{name}: NOT the official files ({', '.join(differing)} differ from the official MD5s); "
+                       "results on it are not comparable with official-split numbers.")
+        if name == "FashionMNIST" and differing and all("images" in f for f in differing):
+            description = (f"{name}: official labels, but image files that differ from the official ones "
+                           f"({', '.join(differing)}): here, real images in a train/test split that is not "
+                           "the official one (see the data's SOURCES.md); results are not comparable with "
+                           "official-split numbers.")
+    return {"dataset": name, "official": official, "files": files, "differing": differing,
+            "description": description}
+
+
+def used_datasets() -> dict[str, dict]:
+    """Provenance of every dataset this process has loaded, by name (what results record)."""
+    return {name: dict(record) for name, record in sorted(_USED.items())}
+
+
+def _record_use(name: str, data_dir) -> None:
+    if name not in _USED:
+        _USED[name] = idx_provenance(name, data_dir) if name in OFFICIAL_MD5 else {"dataset": name}
 
 
 def _idx_tensors(name: str, split: str, data_dir, download: bool, limit: int | None) -> tuple[Tensor, Tensor]:

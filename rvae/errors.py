@@ -31,13 +31,9 @@ class ChapterExecutionError(RvaeError):
     """A chapter's notebook raised while it was executed."""
 
 
-class ExecutedCopyConflict(RvaeError):
-    """Refusing to replace a paper-profile executed chapter with a quick one."""
-
-
 #: Exception class names that the runner recognises in a failed kernel and reports by message.
 USER_FACING_ERROR_NAMES = frozenset(
     cls.__name__
     for cls in (RvaeError, DatasetNotFoundError, UnknownChapterError, ParameterError,
-                NonFiniteLossError, ChapterExecutionError, ExecutedCopyConflict)
+                NonFiniteLossError, ChapterExecutionError)
 )

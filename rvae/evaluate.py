@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rvae.attacks import adversarial_accuracy
+from rvae.attacks import robust_mask
 from rvae.nets import evaluation_mode
 
 
@@ -68,14 +68,22 @@ def probe_accuracy(probe: nn.Module, features: Tensor, labels: Tensor) -> float:
 
 @dataclass
 class RobustnessCurve:
-    """Adversarial accuracy of one representation and task at several attack radii."""
+    """Adversarial accuracy of one representation and task at several attack radii, with each test
+    image's outcome (so that two curves on the same images can be compared image by image)."""
     radii: list[float]
     accuracy: list[float]            # accuracy[0] at radius 0 is the nominal accuracy
     iterations: int
     restarts: int
+    robust: list[Tensor] | None = None   # per radius: (N,) bool, correct and not flipped by the attack
 
     def at(self, radius: float) -> float:
         return self.accuracy[self.radii.index(radius)]
+
+    def robust_at(self, radius: float) -> Tensor:
+        """(N,) bool: which test images stay correctly classified under the attack of this radius."""
+        if self.robust is None:
+            raise ValueError("this curve was stored without per-image outcomes")
+        return self.robust[self.radii.index(radius)]
 
 
 def robustness_curve(model: nn.Module, probe: nn.Module, images: Tensor, labels: Tensor, radii: list[float],
@@ -88,12 +96,12 @@ def robustness_curve(model: nn.Module, probe: nn.Module, images: Tensor, labels:
     def encode_mean(x: Tensor) -> Tensor:
         return model.encode(x)[0]
 
-    accuracies = []
+    masks = []
     for radius in radii:
         generator = torch.Generator().manual_seed(seed)
-        accuracies.append(adversarial_accuracy(encode_mean, probe, images.to(device), labels.to(device), radius,
-                                               iterations, restarts, batch_size=batch_size, generator=generator))
-    return RobustnessCurve(list(radii), accuracies, iterations, restarts)
+        masks.append(robust_mask(encode_mean, probe, images.to(device), labels.to(device), radius,
+                                 iterations, restarts, batch_size=batch_size, generator=generator).cpu())
+    return RobustnessCurve(list(radii), [int(mask.sum()) / len(mask) for mask in masks], iterations, restarts, masks)
 
 
 def label_subset(labels: Tensor, fraction: float, seed: int = 0) -> Tensor:

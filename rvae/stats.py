@@ -18,6 +18,7 @@ The evidence comes from well-kept implementations (scipy.stats):
   (the exact McNemar test, ``binomtest``). The interval for the accuracy difference
   (n10 - n01)/n is the exact Clopper-Pearson interval for n10/(n10 + n01), mapped through
   d = (n10 + n01)/n * (2p - 1) (conditional on the number of discordant images).
+- :func:`proportion`: one accuracy with its exact Clopper-Pearson interval.
 - :func:`paired_bootstrap`: any paired statistic (a mean difference by default), with scipy's
   BCa bootstrap interval over images resampled in pairs.
 - :func:`rank_trend`: Spearman's rho between a setting and a score (a beta ladder, say), its
@@ -143,6 +144,17 @@ def paired_accuracy(first: Sequence, second: Sequence, confidence: float = CONFI
     scale = discordant / n
     return Evidence("exact McNemar", n, effect, scale * (2 * interval.low - 1), scale * (2 * interval.high - 1),
                     float(result.pvalue))
+
+
+def proportion(correct: Sequence, confidence: float = CONFIDENCE) -> Evidence:
+    """One accuracy (the fraction of True) with its exact Clopper-Pearson interval (``binomtest``)."""
+    a = _correct(correct)
+    if a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"a proportion needs a non-empty 1-d array of per-image correctness; got shape {a.shape}")
+    result = scipy_stats.binomtest(int(a.sum()), len(a))
+    interval = result.proportion_ci(confidence_level=confidence, method="exact")
+    return Evidence("exact binomial (Clopper-Pearson)", len(a), float(a.mean()), float(interval.low),
+                    float(interval.high))
 
 
 def paired_bootstrap(first: Sequence[float], second: Sequence[float],

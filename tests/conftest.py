@@ -41,11 +41,11 @@ def random_gaussian_pair(batch: int, dim: int, seed: int, low: float = -3.0, hig
 
 
 def make_chapter(folder: Path, name: str, body: str, parameters: str | None = None,
-                 paper_profile: str | None = None) -> Path:
-    """Write a minimal chapter notebook: title, optional paper profile, parameters, one body cell."""
+                 profiles: str | None = None) -> Path:
+    """Write a minimal chapter notebook: title, optional profiles cell, parameters, one body cell."""
     cells = [new_markdown_cell(f"# Test chapter {name}")]
-    if paper_profile is not None:
-        cells.append(new_code_cell(paper_profile, metadata={"tags": ["paper-profile"]}))
+    if profiles is not None:
+        cells.append(new_code_cell(profiles, metadata={"tags": ["profiles"]}))
     cells.append(new_code_cell(parameters if parameters is not None else
                                'profile = "quick"  # set by the runner\n'
                                'device = "cpu"  # set by the runner\n'
@@ -65,10 +65,13 @@ def make_chapter(folder: Path, name: str, body: str, parameters: str | None = No
 
 
 REPORTING_BODY = (
-    "from rvae.book.results import Claim, report\n"
+    "from rvae.book.results import Check, Claim, report\n"
+    "from rvae.stats import Claimed, Evidence\n"
     "print('steps', steps, 'rate', rate, 'label', label, 'sizes', sizes)\n"
+    "evidence = Evidence('a test', 10, rate, rate - 0.1, rate + 0.1)\n"
     "report({'steps_seen': steps, 'twice_rate': 2 * rate},\n"
-    "       [Claim('steps is positive', paper='> 0', ours=steps, holds=steps > 0)])\n"
+    "       [Claim.judge('rate is positive', paper='> 0', ours=str(rate), evidence=evidence, claimed=Claimed.above(0))],\n"
+    "       [Check('steps is positive', reference='> 0', ours=steps, passes=steps > 0)])\n"
 )
 
 
@@ -76,7 +79,7 @@ REPORTING_BODY = (
 def mini_book(tmp_path, monkeypatch):
     """A book root with one reporting chapter '01_demo'; RVAE_BOOK_ROOT points at it."""
     root = tmp_path / "book_root"
-    make_chapter(root, "01_demo", REPORTING_BODY, paper_profile="PAPER_PROFILE = {'steps': 30, 'rate': 2}")
+    make_chapter(root, "01_demo", REPORTING_BODY, profiles="FULL_PROFILE = {'steps': 10}\nPAPER_PROFILE = {'steps': 30, 'rate': 2}")
     monkeypatch.setenv("RVAE_BOOK_ROOT", str(root))
     monkeypatch.setenv("RVAE_PROGRESS", "0")
     return root

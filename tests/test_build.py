@@ -26,7 +26,7 @@ MODULES = ["params.py"]           # the package modules the stand-in runs "used"
 def _record(chapter, profile="quick", notebook_hash=None, package_hash=None, overrides=None):
     """A provenance record as the runner writes it; current unless a hash is given."""
     return {"chapter": chapter.name, "title": chapter.title, "profile": profile, "parameters": {},
-            "overrides": overrides or {}, "device": "cpu", "hardware": "test", "data_root": None,
+            "overrides": overrides or {}, "device": "cpu", "hardware": "test", "data": {},
             "git_revision": "abc1234", "software": {"torch": "x", "python": "3"},
             "notebook_source_hash": notebook_hash or provenance.notebook_source_hash(chapter.path),
             "package_modules": MODULES,
@@ -38,7 +38,7 @@ def _record(chapter, profile="quick", notebook_hash=None, package_hash=None, ove
 def _write_executed_copy(root: Path, name: str, record: dict) -> Path:
     chapter = get_chapter(name)
     notebook = nbformat.read(chapter.path, as_version=4)
-    stamp(notebook, record, [])
+    stamp(notebook, record, [], [])
     path = executed_path(root, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
@@ -63,11 +63,11 @@ def recorded_runs(monkeypatch):
     """run_chapter replaced by a stand-in that records its calls and reports 1 of 2 claims holding."""
     calls = []
 
-    def run_chapter(name, profile="quick", overrides=None, device="cpu", data_dir=None, replace_paper=False,
-                    progress=True):
+    def run_chapter(name, profile="quick", overrides=None, device="cpu", data_dir=None, progress=True):
         calls.append({"name": name, "profile": profile, "overrides": overrides, "data_dir": data_dir,
                       "progress": progress})
-        return RunOutcome(name, profile, Path("x.ipynb"), Path("x.json"), 12.4, 1, 2)
+        claims = [{"verdict": "holds"}, {"verdict": "fails"}]
+        return RunOutcome(name, profile, Path("x.ipynb"), Path("x.json"), 12.4, claims, [], profile)
     monkeypatch.setattr(build, "run_chapter", run_chapter)
     return calls
 
@@ -100,10 +100,10 @@ def test_missing_and_stale_quick_copies_are_executed_and_a_paper_copy_is_kept(fo
          "data_dir": "/data", "progress": False}]
     assert echoed == [
         "executing 01_demo at the quick profile (no executed copy yet)",
-        "  1 of 2 claims hold; 12 s",
+        "  claims (2): 1 hold, 1 fail, 0 inconclusive; 12 s",
         "executing 03_stale_quick at the quick profile (notebook or package changed since its run)",
-        "  1 of 2 claims hold; 12 s",
-        "warning: 04_stale_paper holds a paper-profile run made from an older notebook or package; kept as it is "
+        "  claims (2): 1 hold, 1 fail, 0 inconclusive; 12 s",
+        "warning: 04_stale_paper shows a paper-profile run made from an older notebook or package; kept as it is "
         "(re-run it with: rvae run 04_stale_paper --profile paper --device cuda)"]
     assert all("\n" not in line for line in echoed)
 
@@ -117,7 +117,7 @@ def test_without_execution_a_missing_copy_is_an_error_and_a_stale_one_a_warning(
     assert recorded_runs == []
     assert echoed == [
         "warning: the executed copy of 03_stale_quick is stale (left as it is: --no-execute)",
-        "warning: 04_stale_paper holds a paper-profile run made from an older notebook or package; kept as it is "
+        "warning: 04_stale_paper shows a paper-profile run made from an older notebook or package; kept as it is "
         "(re-run it with: rvae run 04_stale_paper --profile paper --device cuda)"]
 
 
@@ -125,7 +125,7 @@ def test_a_missing_chapter_is_really_executed_and_then_current(mini_book):
     echoed = []
     build.ensure_executed(mini_book, execute=True, data_dir=None, progress=False, echo=echoed.append)
     assert echoed[0] == "executing 01_demo at the quick profile (no executed copy yet)"
-    assert echoed[1].startswith("  1 of 1 claims hold; ")
+    assert echoed[1].startswith("  checks 1 of 1 pass; claims (1): 1 hold, 0 fail, 0 inconclusive; ")
     state, record = build.chapter_state(mini_book, get_chapter("01_demo"))
     assert state == "current" and record["profile"] == "quick"
     echoed.clear()

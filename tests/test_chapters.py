@@ -63,12 +63,23 @@ def test_resolve_rejects_unknown_and_runner_parameters(mini_book):
         chapter.resolve("slow", {}, "cpu")
 
 
-def test_paper_profile_with_unknown_or_ill_typed_entries_is_refused(mini_book):
-    make_chapter(mini_book, "02_bad", "pass", paper_profile="PAPER_PROFILE = {'stepz': 1}")
-    make_chapter(mini_book, "03_bad", "pass", paper_profile="PAPER_PROFILE = {'steps': 'many'}")
-    for name in ("02_bad", "03_bad"):
-        with pytest.raises(ParameterError):
+def test_profiles_with_unknown_or_ill_typed_entries_are_refused(mini_book):
+    make_chapter(mini_book, "02_bad", "pass", profiles="PAPER_PROFILE = {'stepz': 1}")
+    make_chapter(mini_book, "03_bad", "pass", profiles="FULL_PROFILE = {'steps': 'many'}")
+    make_chapter(mini_book, "04_bad", "pass", profiles="FAST_PROFILE = {'steps': 2}")
+    make_chapter(mini_book, "05_bad", "pass", profiles="FULL_PROFILE = {'steps': 2}\nFULL_PROFILE = {'steps': 3}")
+    for name, message in [("02_bad", "unknown parameter 'stepz'"), ("03_bad", "is an int"),
+                          ("04_bad", "may only assign FULL_PROFILE and PAPER_PROFILE"), ("05_bad", "assigned twice")]:
+        with pytest.raises(ParameterError, match=message):
             chapters.get_chapter(name).profiles
+
+
+def test_every_profile_resolves_and_a_missing_one_equals_quick(mini_book):
+    chapter = chapters.get_chapter("01")
+    assert chapter.resolve("full", {}, "cpu")["steps"] == 10 and chapter.resolve("paper", {}, "cpu")["steps"] == 30
+    make_chapter(mini_book, "02_plain", "pass")
+    plain = chapters.get_chapter("02_plain")
+    assert plain.profiles == {"quick": {}, "full": {}, "paper": {}}
 
 
 def test_chapter_without_runner_parameters_is_refused(mini_book):
@@ -88,7 +99,7 @@ def test_parse_assignments_splits_at_the_first_equals_sign():
         parse_assignments(["novalue"])
 
 
-def test_every_real_chapter_has_valid_parameters_and_paper_profile(monkeypatch):
+def test_every_real_chapter_has_valid_parameters_and_profiles(monkeypatch):
     monkeypatch.delenv("RVAE_BOOK_ROOT", raising=False)
     found = chapters.all_chapters()
     assert found, "the book has no chapters"
@@ -96,8 +107,8 @@ def test_every_real_chapter_has_valid_parameters_and_paper_profile(monkeypatch):
         assert set(chapters.RUNNER_PARAMETERS) <= set(chapter.parameters)
         assert chapter.parameters["profile"].default == "quick"
         assert chapter.parameters["device"].default == "cpu"
-        resolved = chapter.resolve("paper", {}, "cpu")
-        assert set(resolved) == set(chapter.parameters)
+        for profile in chapters.PROFILES:
+            assert set(chapter.resolve(profile, {}, "cpu")) == set(chapter.parameters)
         assert all(p.help for p in chapter.parameters.values()), f"{chapter.name}: every parameter needs a help comment"
         unconstrained = [p.name for p in chapter.parameters.values()
                          if p.valid is None and p.name not in chapters.RUNNER_PARAMETERS and p.name not in FREE_FORM]
@@ -133,6 +144,6 @@ def test_default_outside_its_valid_values_or_unreadable_spec_is_refused():
 
 
 def test_profile_value_outside_the_valid_values_is_refused(mini_book):
-    make_chapter(mini_book, "02_bad", "pass", paper_profile="PAPER_PROFILE = {'steps': 0}")
+    make_chapter(mini_book, "02_bad", "pass", profiles="PAPER_PROFILE = {'steps': 0}")
     with pytest.raises(ParameterError, match=r"parameter 'steps' of chapter 02_bad must be in \[1, inf\); got 0"):
         chapters.get_chapter("02_bad").profiles

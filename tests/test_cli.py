@@ -20,13 +20,14 @@ def _assert_one_line_error(result, *fragments):
         assert fragment in lines[-1], lines[-1]
 
 
-def test_list_shows_parameters_types_defaults_and_paper_profile(mini_book):
+def test_list_shows_parameters_types_defaults_and_all_three_profiles(mini_book):
     result = run_cli("list", root=mini_book)
     assert result.returncode == 0, result.stderr
     assert "01_demo  Test chapter 01_demo" in result.stdout
     assert "steps: int = 3" in result.stdout and "how many steps  valid: [1, inf)" in result.stdout
     assert "sizes: list = [1, 2]" in result.stdout
-    assert "paper profile: steps=30, rate=2.0" in result.stdout
+    assert "quick profile: the defaults above" in result.stdout
+    assert "full profile: steps=10" in result.stdout and "paper profile: steps=30, rate=2.0" in result.stdout
     assert "profile: str" not in result.stdout  # runner parameters are set by flags, not listed
 
 
@@ -55,11 +56,12 @@ def test_run_writes_executed_copy_with_banner_and_result_with_provenance(mini_bo
     result = run_cli("run", "01_demo", "--set", "steps=7", "--set", "sizes=[4, 5, 6]", "--no-progress",
                      root=mini_book)
     assert result.returncode == 0, result.stderr
-    assert "1 of 1 claims hold" in result.stdout
+    assert "checks 1 of 1 pass; claims (1): 1 hold, 0 fail, 0 inconclusive" in result.stdout
 
     filed = json.loads((mini_book / "results" / "01_demo" / "quick.json").read_text())
     assert filed["metrics"] == {"steps_seen": 7, "twice_rate": 1.0}
-    assert filed["claims"] == [{"claim": "steps is positive", "paper": "> 0", "ours": 7, "holds": True}]
+    assert filed["checks"] == [{"check": "steps is positive", "reference": "> 0", "ours": 7, "passes": True}]
+    assert filed["claims"][0]["verdict"] == "holds" and filed["claims"][0]["n"] == 10
     record = filed["provenance"]
     assert record["overrides"] == {"steps": 7, "sizes": [4, 5, 6]}
     assert record["parameters"]["label"] == "abc" and record["profile"] == "quick" and record["device"] == "cpu"
@@ -77,17 +79,30 @@ def test_run_writes_executed_copy_with_banner_and_result_with_provenance(mini_bo
     assert "steps 7 rate 0.5 label abc sizes [4, 5, 6]" in printed
 
     status = (mini_book / "book" / "reproduction_status.md").read_text()
-    assert "| 1 / 1 |" in status and "current" in status
+    assert "| 1 / 1 | 1: 1 hold, 0 fail, 0 inconclusive |" in status and "current" in status
+    assert str(mini_book) not in executed_path(mini_book, "01_demo").read_text()   # no machine path is stored
 
 
-def test_paper_profile_run_is_not_replaced_silently(mini_book):
-    assert run_cli("run", "01_demo", "--profile", "paper", "--no-progress", root=mini_book).returncode == 0
-    paper_copy = executed_path(mini_book, "01_demo").read_bytes()
+def _shown_profile(root):
+    return nbformat.read(executed_path(root, "01_demo"), as_version=4).metadata["rvae"]["provenance"]["profile"]
+
+
+def test_the_book_shows_the_strongest_profile_and_keeps_every_profile_copy(mini_book):
+    assert run_cli("run", "01_demo", "--profile", "full", "--no-progress", root=mini_book).returncode == 0
+    assert _shown_profile(mini_book) == "full"
     result = run_cli("run", "01_demo", "--no-progress", root=mini_book)
-    _assert_one_line_error(result, "holds a paper-profile run", "--replace-paper")
-    assert executed_path(mini_book, "01_demo").read_bytes() == paper_copy
-    assert run_cli("run", "01_demo", "--replace-paper", "--no-progress", root=mini_book).returncode == 0
-    assert nbformat.read(executed_path(mini_book, "01_demo"), as_version=4).metadata["rvae"]["provenance"]["profile"] == "quick"
+    assert result.returncode == 0, result.stderr
+    assert "the book still shows the chapter's full run" in result.stdout
+    assert _shown_profile(mini_book) == "full"
+    assert run_cli("run", "01_demo", "--profile", "paper", "--no-progress", root=mini_book).returncode == 0
+    assert _shown_profile(mini_book) == "paper"
+    copies = {p.name for p in (mini_book / "book" / "executed" / "01_demo").iterdir()}
+    assert copies == {"quick.ipynb", "full.ipynb", "paper.ipynb"}
+    assert {p.name for p in (mini_book / "results" / "01_demo").iterdir()} == {"quick.json", "full.json", "paper.json"}
+    status = (mini_book / "book" / "reproduction_status.md").read_text()
+    assert all(f"(Test chapter 01_demo ({p})" or f"## Test chapter 01_demo ({p})" in status for p in ("quick", "full", "paper"))
+    filed = json.loads((mini_book / "results" / "01_demo" / "full.json").read_text())
+    assert filed["provenance"]["parameters"]["steps"] == 10
 
 
 @pytest.mark.parametrize("body, fragments", [
@@ -150,7 +165,7 @@ def test_pin_outputs_from_the_executed_copy_needs_a_current_quick_run(mini_book)
     notebook = nbformat.read(path, as_version=4)
     notebook.cells[-1].metadata["tags"] = ["nbval-check-output"]
     nbformat.write(notebook, path)
-    _assert_one_line_error(run_cli("pin-outputs", "01_demo", "--from-executed", root=mini_book), "has no executed copy")
+    _assert_one_line_error(run_cli("pin-outputs", "01_demo", "--from-executed", root=mini_book), "has no executed quick copy")
     assert run_cli("run", "01_demo", "--set", "steps=4", "--no-progress", root=mini_book).returncode == 0
     _assert_one_line_error(run_cli("pin-outputs", "01_demo", "--from-executed", root=mini_book),
                            "not a current quick run without overrides")
@@ -160,6 +175,6 @@ def test_pin_outputs_from_the_executed_copy_needs_a_current_quick_run(mini_book)
     assert "stored the outputs of 1 checked cell(s)" in result.stdout
     pinned = nbformat.read(path, as_version=4)
     text = "".join(output.get("text", "") for output in pinned.cells[-1].outputs)
-    assert "steps 3 rate 0.5" in text and "Claims: 1 of 1 hold" in text
+    assert "steps 3 rate 0.5" in text and "Checks: 1 of 1 pass" in text
     assert pinned.cells[-1].execution_count == sum(cell.cell_type == "code" for cell in pinned.cells)  # as nbval counts
     assert not any(cell.outputs for cell in pinned.cells[:-1] if cell.cell_type == "code")

@@ -7,21 +7,36 @@ from rvae.book.status import freshness, render_status
 CURRENT_PACKAGE = provenance.package_source_hash(["worlds/discrete_vae.py", "book/results.py"])
 
 
-def _result(chapter, profile, holds, source_hash="s1", package_hash=CURRENT_PACKAGE):
+def _claim(i, verdict):
+    return {"claim": f"claim {i}", "paper": "p", "ours": "o", "verdict": verdict, "test": "exact McNemar", "n": 1000,
+            "effect": 0.05, "interval": [0.02, 0.08], "p_value": 0.01, "claimed": "> 0", "gates": []}
+
+
+def _result(chapter, profile, holds, source_hash="s1", package_hash=CURRENT_PACKAGE, checks=()):
     return {"chapter": chapter, "profile": profile,
             "provenance": {"hardware": "a CPU", "wall_seconds": 12.3, "git_revision": "abc123",
                            "finished_utc": "2026-11-21T10:00:00+00:00", "overrides": {"steps": 5},
                            "notebook_source_hash": source_hash, "package_source_hash": package_hash,
                            "package_modules": ["worlds/discrete_vae.py", "book/results.py"]},
-            "claims": [{"claim": f"claim {i}", "paper": "p", "ours": "o", "holds": h} for i, h in enumerate(holds)]}
+            "checks": [{"check": f"check {i}", "reference": "r", "ours": "o", "passes": p} for i, p in enumerate(checks)],
+            "claims": [_claim(i, "holds" if h else "fails") for i, h in enumerate(holds)]}
 
 
-def test_status_lists_runs_with_claim_counts_and_freshness():
-    page = render_status([_result("01_a", "quick", [True, False]), _result("02_b", "paper", [True], source_hash="old")],
+def test_status_lists_runs_with_check_and_claim_counts_apart_and_freshness():
+    page = render_status([_result("01_a", "quick", [True, False], checks=[True, True, False]),
+                          _result("02_b", "paper", [True], source_hash="old")],
                          {"01_a": "s1", "02_b": "s1"}, {"01_a": "Chapter A", "02_b": "Chapter B"})
-    assert "| Chapter A | quick | 1 / 2 | a CPU | 12 s | `abc123` | 2026-11-21T10:00:00+00:00 | current |" in page
-    assert "| Chapter B | paper | 1 / 1 |" in page and page.count("| stale |") == 1
-    assert "| claim 1 | p | o | **no** |" in page and "`steps=5`" in page
+    assert ("| Chapter A | quick | 2 / 3 | 2: 1 hold, 1 fail, 0 inconclusive | a CPU | 12 s | `abc123` "
+            "| 2026-11-21T10:00:00+00:00 | current |") in page
+    assert "| Chapter B | paper | – | 1: 1 hold, 0 fail, 0 inconclusive |" in page and page.count("| stale |") == 1
+    assert "| claim 1 | p | o | +0.05 [+0.02, +0.08] | exact McNemar (n = 1000) |  | **fails** |" in page
+    assert "| check 2 | r | o | **no** |" in page and "`steps=5`" in page
+
+
+def test_status_lists_every_profile_of_a_chapter_weakest_first():
+    page = render_status([_result("01_a", "paper", [True]), _result("01_a", "quick", [True]),
+                          _result("01_a", "full", [True])], {"01_a": "s1"}, {"01_a": "A"})
+    assert page.index("## A (quick)") < page.index("## A (full)") < page.index("## A (paper)")
 
 
 def test_a_run_is_stale_only_when_a_module_it_imported_changed():

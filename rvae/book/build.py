@@ -1,9 +1,10 @@
 """Build the HTML book: make sure every chapter has a current executed copy, then render.
 
 The book never executes notebooks itself (``execute_notebooks: "off"``): the runner does.
-A chapter is executed here at the quick profile when it has no executed copy, or when its copy
-is a quick run made from an older notebook or package. A stale *paper* run is kept (it costs a
-GPU to redo) and reported, never silently replaced by a quick one.
+A chapter is executed here at the quick profile when it has no executed copy, or when the copy
+the book shows (its strongest: paper > full > quick) is a quick run made from an older notebook
+or package. A stale *full* or *paper* run is kept (it costs an hour of CPU or a GPU to redo) and
+reported, never silently replaced by a quick one.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Callable
 from rvae.book import provenance
 from rvae.book.chapters import Chapter, all_chapters, book_root
 from rvae.errors import RvaeError
-from rvae.book.runner import executed_path, executed_provenance, run_chapter
+from rvae.book.runner import executed_path, executed_provenance, outcome_summary, run_chapter
 from rvae.book.status import freshness, write_status_page
 
 
@@ -45,9 +46,10 @@ def ensure_executed(root: Path, execute: bool, data_dir: str | None, progress: b
         state, record = chapter_state(root, chapter)
         if state == "current":
             continue
-        if state == "stale" and record["profile"] == "paper":
-            echo(f"warning: {chapter.name} holds a paper-profile run made from an older notebook or package; "
-                 f"kept as it is (re-run it with: rvae run {chapter.name} --profile paper --device cuda)")
+        if state == "stale" and record["profile"] != "quick":
+            rerun = "--profile paper --device cuda" if record["profile"] == "paper" else "--profile full"
+            echo(f"warning: {chapter.name} shows a {record['profile']}-profile run made from an older notebook or "
+                 f"package; kept as it is (re-run it with: rvae run {chapter.name} {rerun})")
             continue
         if not execute:
             if state == "missing":
@@ -58,7 +60,7 @@ def ensure_executed(root: Path, execute: bool, data_dir: str | None, progress: b
         reason = "no executed copy yet" if state == "missing" else "notebook or package changed since its run"
         echo(f"executing {chapter.name} at the quick profile ({reason})")
         outcome = run_chapter(chapter.name, "quick", overrides, data_dir=data_dir, progress=progress)
-        echo(f"  {outcome.claims_held} of {outcome.claims_total} claims hold; {outcome.wall_seconds:.0f} s")
+        echo(f"  {outcome_summary(outcome)}; {outcome.wall_seconds:.0f} s")
 
 
 def build_book(execute: bool = True, strict: bool = True, data_dir: str | None = None,

@@ -24,7 +24,8 @@ import nbformat
 from rvae.errors import ParameterError, UnknownChapterError
 from rvae.params import Valid
 
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "full", "paper")     # weakest to strongest evidence
+PROFILES_CELL_TAG = "profiles"
 RUNNER_PARAMETERS = ("profile", "device")
 DEVICES = ("cpu", "cuda")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple}
@@ -109,7 +110,8 @@ class Parameter:
                     f"{'/'.join(sorted(t.__name__ for t in element_types))} values; got {value!r}")
             return expected(value)
         if type(value) is not expected:
-            raise ParameterError(f"parameter {self.name!r} of {where} is a {self.type_name}; "
+            article = "an" if self.type_name[0] in "aeiou" else "a"
+            raise ParameterError(f"parameter {self.name!r} of {where} is {article} {self.type_name}; "
                                  f"got {value!r}")
         return value
 
@@ -216,22 +218,35 @@ class Chapter:
 
     @cached_property
     def profiles(self) -> dict[str, dict[str, Any]]:
-        """Profile name -> parameter values that differ from the quick defaults."""
-        profiles: dict[str, dict[str, Any]] = {"quick": {}}
-        cells = _tagged_cells(self.notebook, "paper-profile")
+        """Profile name -> parameter values that differ from the quick defaults (every profile of PROFILES)."""
+        cells = _tagged_cells(self.notebook, PROFILES_CELL_TAG)
         if len(cells) > 1:
-            raise ParameterError(f"chapter {self.name} has more than one 'paper-profile' cell")
-        paper: dict[str, Any] = {}
+            raise ParameterError(f"chapter {self.name} has more than one '{PROFILES_CELL_TAG}' cell")
+        declared: dict[str, dict[str, Any]] = {}
         if cells:
-            tree = ast.parse(cells[0].source)
-            assignments = [node for node in tree.body if isinstance(node, ast.Assign)
-                           and any(isinstance(t, ast.Name) and t.id == "PAPER_PROFILE" for t in node.targets)]
-            if len(assignments) != 1:
-                raise ParameterError(f"chapter {self.name}: the 'paper-profile' cell must assign "
-                                     "PAPER_PROFILE = {...} once")
-            paper = ast.literal_eval(assignments[0].value)
-        profiles["paper"] = {name: self._checked(name, value) for name, value in paper.items()}
-        return profiles
+            try:
+                tree = ast.parse(cells[0].source)
+            except SyntaxError as error:
+                raise ParameterError(f"chapter {self.name}: the profiles cell is not valid Python ({error.msg})") from None
+            variables = {f"{name.upper()}_PROFILE": name for name in PROFILES if name != "quick"}
+            for node in tree.body:
+                targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+                if not isinstance(node, ast.Assign) or len(targets) != 1 or targets[0] not in variables:
+                    raise ParameterError(f"chapter {self.name}: the profiles cell may only assign "
+                                         f"{' and '.join(variables)} (line {node.lineno})")
+                profile = variables[targets[0]]
+                if profile in declared:
+                    raise ParameterError(f"chapter {self.name}: {targets[0]} is assigned twice")
+                try:
+                    values = ast.literal_eval(node.value)
+                except ValueError:
+                    raise ParameterError(f"chapter {self.name}: {targets[0]} is not a dict literal") from None
+                if not isinstance(values, dict):
+                    raise ParameterError(f"chapter {self.name}: {targets[0]} is not a dict literal")
+                declared[profile] = values
+        return {"quick": {}, **{profile: {name: self._checked(name, value)
+                                          for name, value in declared.get(profile, {}).items()}
+                                for profile in PROFILES if profile != "quick"}}
 
     def _checked(self, name: str, value: Any) -> Any:
         if name not in self.parameters:

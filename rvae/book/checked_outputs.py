@@ -3,7 +3,7 @@
 nbval (``--nbval-lax``) compares a cell's fresh output with its stored output only for cells
 tagged ``nbval-check-output``. ``rvae pin-outputs CHAPTER`` executes the source notebook at its
 defaults exactly as nbval will, stores the outputs of those cells, and clears every other output.
-``--from-executed`` takes them from the chapter's executed copy instead, when that copy is a
+``--from-executed`` takes them from the chapter's executed quick copy instead, when that copy is a
 current quick run without overrides (the same code at the same values: the same outputs).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import nbformat
 from rvae.atomic import atomic_write_text
 from rvae.book import provenance
 from rvae.book.chapters import book_root, get_chapter
-from rvae.book.runner import KERNEL_NAME, environment, executed_path
+from rvae.book.runner import KERNEL_NAME, environment, profile_copy_path
 from rvae.errors import ChapterExecutionError
 
 CHECK_TAG = "nbval-check-output"
@@ -40,9 +40,9 @@ def strip_unchecked_outputs(notebook: nbformat.NotebookNode) -> int:
 
 def _current_quick_copy(root, chapter) -> nbformat.NotebookNode:
     """The executed copy of ``chapter`` if it is a current quick run without overrides, else a one-line error."""
-    path = executed_path(root, chapter.name)
+    path = profile_copy_path(root, chapter.name, "quick")
     if not path.exists():
-        raise ChapterExecutionError(f"{chapter.name} has no executed copy: run 'rvae run {chapter.name}' first")
+        raise ChapterExecutionError(f"{chapter.name} has no executed quick copy: run 'rvae run {chapter.name}' first")
     executed = nbformat.read(path, as_version=4)
     record = executed.metadata.get("rvae", {}).get("provenance", {})
     current = (record.get("profile") == "quick" and not record.get("overrides")

@@ -17,9 +17,11 @@ def _list(arguments: argparse.Namespace) -> None:
             signature = f"{p.name}: {p.type_name} = {p.default!r}"
             valid = f"  valid: {p.valid}" if p.valid else ""
             print(f"    {signature:<{width}}  {p.help}{valid}".rstrip())
-        paper = chapter.profiles["paper"]
-        if paper:
-            print("    paper profile: " + ", ".join(f"{k}={v!r}" for k, v in paper.items()))
+        print("    quick profile: the defaults above")
+        for profile in PROFILES[1:]:
+            overrides = chapter.profiles[profile]
+            print(f"    {profile} profile: " + (", ".join(f"{k}={v!r}" for k, v in overrides.items())
+                                             if overrides else "the same as quick"))
         print()
 
 
@@ -35,18 +37,19 @@ def _methods(arguments: argparse.Namespace) -> None:
 
 
 def _run(arguments: argparse.Namespace) -> None:
-    from rvae.book.runner import run_chapter
+    from rvae.book.runner import outcome_summary, run_chapter
     from rvae.book.status import write_status_page
     from rvae.book.chapters import book_root
 
     outcome = run_chapter(arguments.chapter, arguments.profile, parse_assignments(arguments.set),
-                          arguments.device, arguments.data_dir, arguments.replace_paper,
-                          progress=not arguments.no_progress)
-    write_status_page(book_root())
-    print(f"{outcome.chapter} ({outcome.profile}): {outcome.claims_held} of {outcome.claims_total} claims hold; "
-          f"{outcome.wall_seconds:.0f} s")
-    print(f"  executed notebook: {outcome.executed_notebook}")
-    print(f"  results:           {outcome.result_file}")
+                          arguments.device, arguments.data_dir, progress=not arguments.no_progress)
+    root = book_root()
+    write_status_page(root)
+    print(f"{outcome.chapter} ({outcome.profile}): {outcome_summary(outcome)}; {outcome.wall_seconds:.0f} s")
+    print(f"  executed notebook: {outcome.executed_notebook.relative_to(root)}")
+    print(f"  results:           {outcome.result_file.relative_to(root)}")
+    if outcome.shown_profile != outcome.profile:
+        print(f"  the book still shows the chapter's {outcome.shown_profile} run (the strongest executed copy)")
 
 
 def _book(arguments: argparse.Namespace) -> None:
@@ -76,13 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="execute a chapter into book/chapters/ and file its results")
     run.add_argument("chapter", help="chapter name (e.g. 01_elbo_fragility) or number (01)")
     run.add_argument("--profile", choices=PROFILES, default="quick",
-                     help="quick: minutes on a CPU (default); paper: the papers' settings, for a GPU")
+                     help="quick: minutes on a CPU, what CI runs (default); full: the book's evidence, at most "
+                          "90 minutes on two CPU cores; paper: the papers' settings, for a GPU")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="override one parameter (repeatable); see 'rvae list'")
     run.add_argument("--device", choices=DEVICES, default="cpu", help="where the chapter computes (default cpu)")
     run.add_argument("--data-dir", help="data root (default: $RVAE_DATA, else ~/.cache/rvae/data)")
-    run.add_argument("--replace-paper", action="store_true",
-                     help="allow a quick run to replace an executed paper-profile copy")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     pin = commands.add_parser("pin-outputs", help="(maintainers) store the nbval-checked outputs in a source notebook")
     pin.add_argument("chapter")
     pin.add_argument("--from-executed", action="store_true",
-                     help="take the outputs from the chapter's current quick executed copy instead of executing it")
+                     help="take the outputs from the chapter's current quick executed copy "
+                          "(book/executed/CHAPTER/quick.ipynb) instead of executing it")
     pin.set_defaults(handler=_pin)
     return parser
 

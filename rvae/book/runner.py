@@ -1,9 +1,10 @@
 """Execute a chapter with papermill, stamp its provenance and file its results.
 
-``notebooks/NAME.ipynb --(papermill, profile + overrides)--> book/chapters/NAME.ipynb``
-plus ``results/NAME/PROFILE.json``. Everything is produced in a temporary folder first and
-moved into place only when the whole chapter ran: a failed or interrupted run leaves the
-previous executed copy and result untouched.
+``notebooks/NAME.ipynb --(papermill, profile + overrides)--> book/executed/NAME/PROFILE.ipynb``
+plus ``results/NAME/PROFILE.json``; the book shows, as ``book/chapters/NAME.ipynb``, the
+strongest executed copy there is (paper > full > quick), so a quick run never hides a full or
+paper one. Everything is produced in a temporary folder first and moved into place only when the
+whole chapter ran: a failed or interrupted run leaves the previous copies and result untouched.
 """
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ import nbformat
 
 from rvae.book import provenance
 from rvae.atomic import atomic_write_json, atomic_write_text
-from rvae.book.chapters import Chapter, book_root, get_chapter
-from rvae.errors import (USER_FACING_ERROR_NAMES, ChapterExecutionError, ExecutedCopyConflict,
-                         ParameterError)
+from rvae.book.chapters import PROFILES, Chapter, book_root, get_chapter
+from rvae.errors import USER_FACING_ERROR_NAMES, ChapterExecutionError, ParameterError
 from rvae.book.results import RESULTS_FILE_VARIABLE, result_path
 
 KERNEL_NAME = "python3"
-EXECUTED_DIR = Path("book") / "chapters"
+EXECUTED_DIR = Path("book") / "chapters"         # what the book shows: one copy per chapter
+PROFILE_COPIES_DIR = Path("book") / "executed"  # every profile's latest executed copy
 PROVENANCE_TAG = "rvae-provenance"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -41,13 +42,41 @@ class RunOutcome:
     executed_notebook: Path
     result_file: Path
     wall_seconds: float
-    claims_held: int
-    claims_total: int
+    claims: list[dict]
+    checks: list[dict]
+    shown_profile: str
+
+
+def outcome_summary(outcome: RunOutcome) -> str:
+    """'checks 3 of 3 pass; claims (5): 2 hold, 0 fail, 3 inconclusive' for a finished run."""
+    from rvae.book.results import verdict_counts
+    parts = []
+    if outcome.checks:
+        parts.append(f"checks {sum(bool(c['passes']) for c in outcome.checks)} of {len(outcome.checks)} pass")
+    if outcome.claims:
+        parts.append(f"claims ({len(outcome.claims)}): {verdict_counts([c['verdict'] for c in outcome.claims])}")
+    return "; ".join(parts) or "no checks or claims"
 
 
 def executed_path(root: Path, chapter: str) -> Path:
     """The executed copy of a chapter that the book renders."""
     return root / EXECUTED_DIR / f"{chapter}.ipynb"
+
+
+def profile_copy_path(root: Path, chapter: str, profile: str) -> Path:
+    """The latest executed copy of a chapter at one profile."""
+    return root / PROFILE_COPIES_DIR / chapter / f"{profile}.ipynb"
+
+
+def show_strongest(root: Path, chapter: str) -> str | None:
+    """Copy the strongest executed copy of ``chapter`` (paper > full > quick) to the shown place;
+    return its profile (None when the chapter has no executed copy)."""
+    for profile in reversed(PROFILES):
+        copy = profile_copy_path(root, chapter, profile)
+        if copy.exists():
+            atomic_write_text(executed_path(root, chapter), copy.read_text(encoding="utf-8"))
+            return profile
+    return None
 
 
 def executed_provenance(path: Path) -> dict[str, Any] | None:
@@ -122,24 +151,24 @@ def provenance_banner(record: dict[str, Any]) -> str:
         f"· finished {record['finished_utc']}  ",
         f"Git revision `{record['git_revision']}` · torch {software['torch']} · "
         f"Python {software['python']}  ",
+        *[f"Data: {entry['description']}  " for entry in record.get("data", {}).values() if entry.get("description")],
         f"Re-run: `rvae run {record['chapter']} --profile {record['profile']}"
         + "".join(f" --set {k}={v}" for k, v in overrides.items()) + "`",
         "```",
     ])
 
 
-def stamp(notebook: nbformat.NotebookNode, record: dict[str, Any], claims: list[dict]) -> None:
+def stamp(notebook: nbformat.NotebookNode, record: dict[str, Any], claims: list[dict], checks: list[dict]) -> None:
     """Insert (or replace) the provenance banner after the title cell and store the record."""
     notebook.cells = [c for c in notebook.cells if PROVENANCE_TAG not in c.metadata.get("tags", [])]
     banner = nbformat.v4.new_markdown_cell(provenance_banner(record))
     banner.metadata["tags"] = [PROVENANCE_TAG]
     notebook.cells.insert(1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0, banner)
-    notebook.metadata["rvae"] = {"provenance": record, "claims": claims}
+    notebook.metadata["rvae"] = {"provenance": record, "claims": claims, "checks": checks}
 
 
 def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | None = None,
-                device: str = "cpu", data_dir: str | None = None, replace_paper: bool = False,
-                progress: bool = True) -> RunOutcome:
+                device: str = "cpu", data_dir: str | None = None, progress: bool = True) -> RunOutcome:
     """Execute one chapter and file its executed copy and result. Raises RvaeError subclasses."""
     import papermill
 
@@ -148,12 +177,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
     overrides = overrides or {}
     values = chapter.resolve(profile, overrides, device)
     typed_overrides = {k: values[k] for k in overrides}
-    destination = executed_path(root, chapter.name)
-    existing = executed_provenance(destination)
-    if existing and existing.get("profile") == "paper" and profile != "paper" and not replace_paper:
-        raise ExecutedCopyConflict(
-            f"{destination.relative_to(root)} holds a paper-profile run; a {profile} run would replace it. "
-            "Pass --replace-paper to do so on purpose")
+    destination = profile_copy_path(root, chapter.name, profile)
     check_device(device)
     data_root = str(Path(data_dir).expanduser().resolve()) if data_dir else None
 
@@ -178,7 +202,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
         record = {
             "chapter": chapter.name, "title": chapter.title, "profile": profile,
             "parameters": values, "overrides": typed_overrides, "device": device,
-            "hardware": hardware_description(device), "data_root": data_root or os.environ.get("RVAE_DATA"),
+            "hardware": hardware_description(device), "data": reported.get("data", {}),
             "git_revision": provenance.git_revision(root),
             "notebook_source_hash": provenance.notebook_source_hash(chapter.path),
             "package_modules": reported.get("package_modules"),
@@ -188,12 +212,16 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
             "wall_seconds": round(wall_seconds, 1),
         }
         notebook = nbformat.read(output, as_version=4)
-        stamp(notebook, record, reported["claims"])
+        papermill_record = notebook.metadata.get("papermill", {})      # no paths of this machine in the copy
+        papermill_record["input_path"] = str(chapter.path.relative_to(root)) if chapter.path.is_relative_to(root) \
+            else chapter.path.name
+        papermill_record["output_path"] = str(destination.relative_to(root))
+        stamp(notebook, record, reported["claims"], reported["checks"])
         result_file = result_path(root, chapter.name, profile)
         atomic_write_json(result_file, {"chapter": chapter.name, "title": chapter.title, "profile": profile,
                                         "provenance": record, "metrics": reported["metrics"],
-                                        "claims": reported["claims"]})
+                                        "checks": reported["checks"], "claims": reported["claims"]})
         atomic_write_text(destination, nbformat.writes(notebook))
-    claims = reported["claims"]
+    shown = show_strongest(root, chapter.name)
     return RunOutcome(chapter.name, profile, destination, result_file, wall_seconds,
-                      sum(bool(c["holds"]) for c in claims), len(claims))
+                      reported["claims"], reported["checks"], shown)
