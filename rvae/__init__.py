@@ -11,11 +11,14 @@ What is where:
   what chapters call: train-or-resume a named model, then probe, attack and score it.
 - ``attacks`` (PGD, selection, downstream attack), ``evaluate`` (linear probes, robustness curves,
   reconstruction error), ``geometry`` (pullback metric, spectra, scores, eigen-attacks),
-  ``crosscheck`` (our PGD against an attack library), ``rank_correlation``.
-- ``data`` — MNIST, FashionMNIST, ColorMNIST, CelebA under one data root.
+  ``crosscheck`` (our PGD against an attack library), ``stats`` (the verdicts of the papers' claims:
+  exact paired tests, bootstrap intervals, rank trends, quality gates; scipy.stats underneath).
+- ``data`` — MNIST, FashionMNIST, ColorMNIST, CelebA under one data root, with the provenance of
+  the files (official or not, by MD5).
 - ``worlds/`` — small exact models: ``discrete_vae``, ``discrete_avae``, ``ppca``, ``derivations``.
-- ``book/`` — the machinery: ``chapters`` (parameters, valid values, profiles), ``runner``,
-  ``results``, ``provenance``, ``status``, ``checked_outputs``, ``build``, ``cli``.
+- ``book/`` — the machinery: ``chapters`` (parameters, valid values, the quick/full/paper profiles),
+  ``runner``, ``results`` (checks and judged claims), ``provenance``, ``status``, ``checked_outputs``,
+  ``build``, ``cli``.
 - shared utilities: ``params`` (valid values of parameters), ``atomic`` (atomic file writes),
   ``progress`` (progress bars), ``errors`` (the one-line errors users see), ``plots``.
 """

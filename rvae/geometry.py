@@ -22,9 +22,12 @@ Computation. G is never formed. Both variants are G = B^T B with a *factor*
 For the decoder variant R is the (d x d) triangular factor of a reduced QR decomposition
 J_g = Q R: then R^T R = J_g^T J_g = G_z exactly, without ever forming G_z (forming it, or
 taking its Cholesky factor, would square J_g's condition number). The nonzero eigenvalues of G
-are the squared singular values of B and its eigenvectors are B's right singular vectors, so one
-thin SVD of a (2d x N) matrix replaces an (N x N) eigendecomposition (N = 784 against 2d = 64 on
-MNIST): G has rank at most 2d, its remaining N - 2d eigenvalues are 0.
+are the squared singular values of B and its eigenvectors are B's right singular vectors, so a
+(2d x N) factor replaces an (N x N) eigendecomposition (N = 784 against 2d = 64 on MNIST): G has
+rank at most 2d, its remaining N - 2d eigenvalues are 0. Cheaper still, the nonzero eigenvalues
+of B^T B are those of the small Gram matrix B B^T (2d x 2d); its eigendecomposition (in float64)
+gives them, and each direction is B^T u / ||B^T u|| for an eigenvector u: about ten times cheaper
+than the thin SVD of B, and equal to it to rounding.
 
 The Jacobians are batched with ``torch.func``: ``vmap`` over a function of *one* flattened
 input. The encoder maps N inputs to 2d outputs, so reverse mode (``jacrev``: one vector-Jacobian
@@ -180,11 +183,29 @@ def metric_factor(model: nn.Module, x: Tensor, curvature: str = "flat",
 
 
 # ---------------------------------------------------------------------------------------------- spectra
+def _gram_eigenpairs(factor: Tensor, keep: int, directions: bool) -> tuple[Tensor, Tensor | None]:
+    """Leading ``keep`` eigenpairs of G = B^T B from the small Gram matrix B B^T (b, r, r), r = 2d <= N.
+
+    eigh of the float64 Gram matrix costs O(r^3) per image instead of the O(r^2 N) of an SVD of B;
+    a direction is v = B^T u / ||B^T u|| for an eigenvector u of B B^T (the right singular vector).
+    """
+    wide = factor.double()
+    values, vectors = torch.linalg.eigh(wide @ wide.mT)                    # ascending
+    values, vectors = values.flip(-1)[..., :keep], vectors.flip(-1)[..., :keep]
+    if not directions:
+        return values.clamp_min(0).to(factor.dtype), None
+    right = wide.mT @ vectors                                              # (b, N, keep)
+    right = right / right.norm(dim=-2, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    return values.clamp_min(0).to(factor.dtype), right.mT.to(factor.dtype)
+
+
 def pullback_spectrum(model: nn.Module, x: Tensor, curvature: str = "flat", top: int | None = None,
                       batch_size: int = DEFAULT_BATCH_SIZE) -> PullbackSpectrum:
-    """Top ``top`` (default all k = min(2d, N)) eigenpairs of G(x) for images x (B, C, H, W), from an SVD of B.
+    """Top ``top`` (default all k = min(2d, N)) eigenpairs of G(x) for images x (B, C, H, W).
 
     Eigenvalues (B, k) descending; directions (B, k, N), unit, largest-magnitude component positive.
+    Computed from the eigendecomposition of the small Gram matrix B B^T (2d x 2d) when 2d <= N,
+    else from an SVD of B.
     """
     device = _checked_device(model, x, curvature, batch_size)
     if top is not None and top < 1:
@@ -196,20 +217,31 @@ def pullback_spectrum(model: nn.Module, x: Tensor, curvature: str = "flat", top:
             k = min(factor.shape[-2:])
             if top is not None and top > k:
                 raise ValueError(f"top = {top} exceeds the number of eigenpairs available, min(2d, N) = {k}")
-            _, singular, vh = torch.linalg.svd(factor, full_matrices=False)      # (b, k), (b, k, N)
             keep = k if top is None else top
-            values.append(singular[:, :keep].square().to(x.device))
-            vectors.append(_canonical_signs(vh[:, :keep]).to(x.device))
+            if factor.shape[-2] <= factor.shape[-1]:
+                eigenvalues, directions = _gram_eigenpairs(factor, keep, directions=True)
+            else:
+                _, singular, vh = torch.linalg.svd(factor, full_matrices=False)  # (b, k), (b, k, N)
+                eigenvalues, directions = singular[:, :keep].square(), vh[:, :keep]
+            values.append(eigenvalues.to(x.device))
+            vectors.append(_canonical_signs(directions).to(x.device))
     return PullbackSpectrum(torch.cat(values), torch.cat(vectors))
+
+
+def _eigenvalues_of_factor(factor: Tensor) -> Tensor:
+    if factor.shape[-2] <= factor.shape[-1]:
+        return _gram_eigenpairs(factor, factor.shape[-2], directions=False)[0]
+    return torch.linalg.svdvals(factor).square()
 
 
 def pullback_eigenvalues(model: nn.Module, x: Tensor, curvature: str = "flat",
                          batch_size: int = DEFAULT_BATCH_SIZE) -> Tensor:
-    """The k = min(2d, N) leading eigenvalues of G(x) (the other N - k are 0), (B, k) descending; no directions."""
+    """The k = min(2d, N) leading eigenvalues of G(x) (the other N - k are 0), (B, k) descending; no directions
+    (from the small Gram matrix B B^T, see :func:`pullback_spectrum`)."""
     device = _checked_device(model, x, curvature, batch_size)
     with evaluation_mode(model), torch.no_grad():
-        return torch.cat([torch.linalg.svdvals(_factor_chunk(model, chunk.to(device), curvature)).square()
-                          .to(x.device) for chunk in _chunks(x, batch_size, "pullback eigenvalues")])
+        return torch.cat([_eigenvalues_of_factor(_factor_chunk(model, chunk.to(device), curvature)).to(x.device)
+                          for chunk in _chunks(x, batch_size, "pullback eigenvalues")])
 
 
 # ----------------------------------------------------------------------------------------------- scores

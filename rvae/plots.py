@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 HEATMAP_COLOURS = "Greys"
@@ -21,8 +22,14 @@ def use_book_style() -> None:
 
 
 def table_heatmap(ax: Axes, table, title: str, xlabel: str = "Z", ylabel: str = "X") -> None:
-    """A probability table (rows = ylabel, columns = xlabel) as a heatmap, darker = more probable."""
-    ax.imshow(np.asarray(table), cmap=HEATMAP_COLOURS, aspect="auto", interpolation="nearest", origin="upper")
+    """A probability table (rows = ylabel, columns = xlabel) as a heatmap, darker = more probable, on a
+    square-root colour scale (so that a few large entries do not bleach the rest) with a colour bar."""
+    values = np.asarray(table)
+    image = ax.imshow(values, cmap=HEATMAP_COLOURS, aspect="auto", interpolation="nearest", origin="upper",
+                      norm=PowerNorm(0.5, vmin=0.0, vmax=max(float(values.max()), 1e-12)))
+    colour_bar = ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    colour_bar.ax.tick_params(labelsize=7)
+    colour_bar.set_label("probability (√ scale)", fontsize=7)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -17,10 +17,13 @@ The evidence comes from well-kept implementations (scipy.stats):
   likely to favour either model, so the count favouring the first is Binomial(discordant, 1/2)
   (the exact McNemar test, ``binomtest``). The interval for the accuracy difference
   (n10 - n01)/n is the exact Clopper-Pearson interval for n10/(n10 + n01), mapped through
-  d = (n10 + n01)/n * (2p - 1) (conditional on the number of discordant images).
+  d = (n10 + n01)/n * (2p - 1) (conditional on the number of discordant images). With no
+  discordant image at all the interval is +- the exact upper bound of a proportion seen 0 times
+  in n, so that agreement on a handful of images never passes for evidence of equality.
 - :func:`proportion`: one accuracy with its exact Clopper-Pearson interval.
 - :func:`paired_bootstrap`: any paired statistic (a mean difference by default), with scipy's
   BCa bootstrap interval over images resampled in pairs.
+- :func:`independent_bootstrap`: a difference of means of two independent samples, BCa.
 - :func:`rank_trend`: Spearman's rho between a setting and a score (a beta ladder, say), its
   p-value from an exact permutation test for n <= 8 (every ordering) and a Monte Carlo one
   beyond, and a Fisher-z interval with the Fieller-Hartley-Pearson standard error
@@ -138,7 +141,10 @@ def paired_accuracy(first: Sequence, second: Sequence, confidence: float = CONFI
     discordant = only_first + only_second
     effect = (only_first - only_second) / n
     if discordant == 0:
-        return Evidence("exact McNemar (no discordant images)", n, 0.0, 0.0, 0.0, 1.0)
+        # no image tells the models apart; the share of images that could still be discordant is at
+        # most the exact upper bound for 0 successes in n, so the difference lies within +- that bound
+        bound = float(scipy_stats.binomtest(0, n).proportion_ci(confidence_level=confidence, method="exact").high)
+        return Evidence("exact McNemar (no discordant images)", n, 0.0, -bound, bound, 1.0)
     result = scipy_stats.binomtest(only_first, discordant, 0.5)
     interval = result.proportion_ci(confidence_level=confidence, method="exact")
     scale = discordant / n
@@ -157,27 +163,56 @@ def proportion(correct: Sequence, confidence: float = CONFIDENCE) -> Evidence:
                     float(interval.high))
 
 
+def _bootstrap_batch(n: int) -> int:
+    """Resamples per vectorised batch, so that one batch holds about 5 million values (memory stays small)."""
+    return max(1, 5_000_000 // max(n, 1))
+
+
 def paired_bootstrap(first: Sequence[float], second: Sequence[float],
                      statistic: Callable[[np.ndarray, np.ndarray], float] | None = None,
                      confidence: float = CONFIDENCE, resamples: int = 9999, seed: int = 0) -> Evidence:
     """A paired statistic (default: mean of first - second) with scipy's BCa bootstrap interval,
-    images resampled in pairs."""
+    images resampled in pairs. The default resamples the per-image differences (the same pairs)."""
     a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"a paired bootstrap needs two equal 1-d arrays of at least 2 values; got {a.shape}, {b.shape}")
-
-    def mean_difference(x, y, axis=-1):
-        return np.mean(x - y, axis=axis)
-
-    function = mean_difference if statistic is None else statistic
-    effect = float(function(a, b))
-    if np.allclose(a - b, (a - b)[0], rtol=0.0, atol=1e-12):  # no spread: the interval is the point
-        return Evidence("paired bootstrap (constant difference)", len(a), effect, effect, effect)
-    result = scipy_stats.bootstrap((a, b), function, paired=True, vectorized=statistic is None,
-                                   confidence_level=confidence, n_resamples=resamples, method="BCa",
-                                   random_state=np.random.default_rng(seed))
+    random_state = np.random.default_rng(seed)
+    if statistic is None:
+        differences = a - b
+        effect = float(differences.mean())
+        if np.allclose(differences, differences[0], rtol=0.0, atol=1e-12):   # no spread: the interval is the point
+            return Evidence("paired bootstrap (constant difference)", len(a), effect, effect, effect)
+        result = scipy_stats.bootstrap((differences,), np.mean, vectorized=True, confidence_level=confidence,
+                                       n_resamples=resamples, method="BCa", batch=_bootstrap_batch(len(a)),
+                                       random_state=random_state)
+    else:
+        effect = float(statistic(a, b))
+        result = scipy_stats.bootstrap((a, b), statistic, paired=True, vectorized=False,
+                                       confidence_level=confidence, n_resamples=resamples, method="BCa",
+                                       random_state=random_state)
     return Evidence("paired BCa bootstrap", len(a), effect, float(result.confidence_interval.low),
                     float(result.confidence_interval.high))
+
+
+def independent_bootstrap(first: Sequence[float], second: Sequence[float], confidence: float = CONFIDENCE,
+                          resamples: int = 9999, seed: int = 0) -> Evidence:
+    """mean(first) - mean(second) for two independent samples, with scipy's BCa bootstrap interval
+    (each sample resampled on its own)."""
+    a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"two 1-d samples of at least 2 values each are needed; got {a.shape}, {b.shape}")
+
+    def difference(x, y, axis=-1):
+        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+    effect = float(difference(a, b))
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        return Evidence("bootstrap (constant samples)", len(a) + len(b), effect, effect, effect)
+    result = scipy_stats.bootstrap((a, b), difference, paired=False, vectorized=True, confidence_level=confidence,
+                                   n_resamples=resamples, method="BCa", batch=_bootstrap_batch(len(a) + len(b)),
+                                   random_state=np.random.default_rng(seed))
+    return Evidence("BCa bootstrap, independent samples", len(a) + len(b), effect,
+                    float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 def rank_trend(setting: Sequence[float], score: Sequence[float], confidence: float = CONFIDENCE,
@@ -188,13 +223,19 @@ def rank_trend(setting: Sequence[float], score: Sequence[float], confidence: flo
     if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
         raise ValueError(f"a rank trend needs two equal 1-d sequences of at least 3 values; got {x.shape}, {y.shape}")
     n = len(x)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:              # a constant sequence has no ranking: nothing to test
+        return Evidence("Spearman (a constant sequence: no ranking)", n, math.nan, -1.0, 1.0, 1.0)
     rho = float(scipy_stats.spearmanr(x, y).statistic)
+    ranks_x = scipy_stats.rankdata(x)
+    centred_x = (ranks_x - ranks_x.mean()) / np.linalg.norm(ranks_x - ranks_x.mean())
 
-    def statistic(permuted):
-        return scipy_stats.spearmanr(x, permuted).statistic
+    def statistic(permuted, axis=-1):                 # Spearman = Pearson of the ranks, vectorised over resamples
+        ranks = scipy_stats.rankdata(permuted, axis=axis)
+        centred = ranks - ranks.mean(axis=axis, keepdims=True)
+        return (centred * centred_x).sum(axis=axis) / np.linalg.norm(centred, axis=axis)
 
     exact = math.factorial(n) <= resamples
-    test = scipy_stats.permutation_test((y,), statistic, permutation_type="pairings",
+    test = scipy_stats.permutation_test((y,), statistic, permutation_type="pairings", vectorized=True,
                                         n_resamples=math.factorial(n) if exact else resamples,
                                         alternative="two-sided", random_state=np.random.default_rng(seed))
     if n >= MIN_TREND_INTERVAL:

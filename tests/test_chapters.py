@@ -80,6 +80,8 @@ def test_every_profile_resolves_and_a_missing_one_equals_quick(mini_book):
     make_chapter(mini_book, "02_plain", "pass")
     plain = chapters.get_chapter("02_plain")
     assert plain.profiles == {"quick": {}, "full": {}, "paper": {}}
+    make_chapter(mini_book, "03_same", "pass", profiles="FULL_PROFILE = PAPER_PROFILE = {'steps': 7}")
+    assert chapters.get_chapter("03_same").profiles == {"quick": {}, "full": {"steps": 7}, "paper": {"steps": 7}}
 
 
 def test_chapter_without_runner_parameters_is_refused(mini_book):

@@ -409,11 +409,38 @@ def test_real_celeba_test_images():
 
 
 @needs_real
-def test_real_fashion_mnist_images_missing():
-    raw = REAL / "FashionMNIST" / "raw"
-    if not raw.is_dir() or (raw / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("real FashionMNIST is not the labels-only copy")
-    start = time.monotonic()
-    with pytest.raises(DatasetNotFoundError, match=r"put train-images-idx3-ubyte\.gz, t10k-images-idx3-ubyte\.gz"):
-        data.fashion_mnist_tensors("train", REAL, download=True)  # the download is patched to fail (offline)
-    assert time.monotonic() - start < 10
+def test_real_files_are_recognised_by_their_md5s():
+    mnist = data.idx_provenance("MNIST", REAL)
+    assert mnist["official"] and mnist["differing"] == [] and "official train/test split" in mnist["description"]
+    fashion = data.idx_provenance("FashionMNIST", REAL)
+    if not (REAL / "FashionMNIST" / "raw").is_dir():
+        pytest.skip("no real FashionMNIST")
+    # the shared copy: official labels, real images in a non-official split (see its SOURCES.md)
+    assert not fashion["official"]
+    assert fashion["differing"] == ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"]
+    assert "not the official one" in fashion["description"]
+
+
+def test_official_files_are_told_apart_by_md5(tmp_path, monkeypatch):
+    make_idx_root(tmp_path, "MNIST", gz=True)
+    raw = tmp_path / "MNIST" / "raw"
+    md5s = {name: data.file_md5(raw / f"{name}.gz") for name in data.IDX_FILES}
+    monkeypatch.setitem(data.OFFICIAL_MD5, "MNIST", {name: (md5, None) for name, md5 in md5s.items()})
+    recognised = data.idx_provenance("MNIST", tmp_path)
+    assert recognised["official"] and recognised["files"] == {f"{n}.gz": m for n, m in md5s.items()}
+    with gzip.open(raw / "t10k-labels-idx1-ubyte.gz", "ab") as stream:      # one changed byte stream
+        stream.write(b"\0")
+    changed = data.idx_provenance("MNIST", tmp_path)
+    assert not changed["official"] and changed["differing"] == ["t10k-labels-idx1-ubyte"]
+    assert "NOT the official files" in changed["description"]
+    with pytest.raises(ValueError, match="no official MD5s are known for 'CIFAR'"):
+        data.idx_provenance("CIFAR", tmp_path)
+
+
+def test_loading_records_the_provenance_of_each_dataset_read(tmp_path, monkeypatch):
+    make_idx_root(tmp_path, "MNIST", gz=False)
+    monkeypatch.setattr(data, "_USED", {})
+    assert data.used_datasets() == {}
+    data.mnist_tensors("test", tmp_path, download=False, limit=2)
+    used = data.used_datasets()
+    assert list(used) == ["MNIST"] and used["MNIST"]["official"] is False   # fake files are not the official ones

@@ -380,3 +380,17 @@ def test_per_image_steps_equal_one_call_per_image():
         eigen_attack(x, v, steps[:3])
     with pytest.raises(ValueError, match=">= 0"):
         eigen_attack(x, v, -steps)
+
+
+def test_gram_route_agrees_with_the_svd_of_the_factor():
+    torch.manual_seed(0)
+    model = build_vae("mlp", (1, 28, 28), latent_dim=8).eval()
+    x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    factor = geometry.metric_factor(model, x)                              # (6, 16, 784)
+    _, singular, vh = torch.linalg.svd(factor.double(), full_matrices=False)
+    spectrum = geometry.pullback_spectrum(model, x, top=4)
+    assert torch.allclose(spectrum.eigenvalues.double(), singular[:, :4].square(), rtol=1e-5, atol=0)
+    assert torch.allclose(geometry.pullback_eigenvalues(model, x).double(), singular.square(),
+                          rtol=1e-5, atol=1e-6 * float(singular.max() ** 2))
+    cosines = (spectrum.directions.double() * vh[:, :4]).sum(-1).abs()   # same directions up to sign
+    assert bool((cosines > 1 - 1e-6).all())

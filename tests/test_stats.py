@@ -1,6 +1,7 @@
 """Verdict logic: exact paired tests against hand-computed tails, bootstrap coverage, gates, trends."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 from scipy.stats import beta as beta_distribution
 
 from rvae import stats
-from rvae.rank_correlation import rank_correlation
 from rvae.stats import Claimed, Evidence, Gate, paired_accuracy, paired_bootstrap, rank_trend, verdict
 
 
@@ -37,10 +37,15 @@ def test_paired_interval_is_the_clopper_pearson_interval_mapped_to_the_differenc
     assert evidence.low < evidence.effect < evidence.high
 
 
-def test_no_discordant_images_is_no_difference():
-    evidence = paired_accuracy([True, False, True], [True, False, True])
-    assert (evidence.effect, evidence.low, evidence.high, evidence.p_value) == (0.0, 0.0, 0.0, 1.0)
-    assert verdict(evidence, Claimed.above(0.0)) == stats.FAILS      # exactly equal: 'better' is excluded
+def test_no_discordant_images_bounds_the_difference_by_the_rule_of_three():
+    few = paired_accuracy([True, False, True], [True, False, True])
+    assert (few.effect, few.p_value) == (0.0, 1.0)
+    assert few.high == pytest.approx(1 - 0.025 ** (1 / 3)) and few.low == -few.high   # exact bound for 0 of 3
+    assert verdict(few, Claimed.above(0.0)) == stats.INCONCLUSIVE       # three images prove nothing
+    many = paired_accuracy([True] * 2000, [True] * 2000)
+    assert many.high == pytest.approx(1 - 0.025 ** (1 / 2000)) and many.high < 0.002   # about 3.7 / n
+    assert verdict(many, Claimed.within(-0.01, 0.01)) == stats.HOLDS
+    assert verdict(many, Claimed.above(0.01)) == stats.FAILS
 
 
 def test_paired_accuracy_refuses_unpaired_or_non_boolean_input():
@@ -95,9 +100,15 @@ def test_rank_trend_p_values_agree_with_the_exact_enumeration():
     for x, y in [([1, 2, 3, 4], [4, 3, 2, 1]), ([0.1, 1, 10, 100, 1000], [5, 3, 4, 1, 2]),
                  ([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5])]:
         ours = rank_trend(x, y)
-        enumerated = rank_correlation(x, y, alternative="two-sided")
-        assert ours.effect == pytest.approx(enumerated.rho)
-        assert ours.p_value == pytest.approx(enumerated.p_value, abs=1e-12)
+        ranks_x, ranks_y = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+        n = len(x)
+
+        def rho(order):                                   # Spearman's rho of distinct ranks, by its formula
+            return 1 - 6 * float(np.sum((ranks_x - np.asarray(order)) ** 2)) / (n * (n * n - 1))
+        observed = rho(ranks_y)
+        as_extreme = [abs(rho(order)) >= abs(observed) - 1e-12 for order in itertools.permutations(range(n))]
+        assert ours.effect == pytest.approx(observed)
+        assert ours.p_value == pytest.approx(sum(as_extreme) / len(as_extreme), abs=1e-12)
     assert rank_trend([1, 2, 3, 4], [4, 3, 2, 1]).p_value == pytest.approx(1 / 12)
 
 
@@ -107,3 +118,21 @@ def test_rank_trend_over_few_settings_is_never_more_than_inconclusive():
     assert verdict(perfect, Claimed.below(0.0)) == stats.INCONCLUSIVE
     many = rank_trend(np.arange(20), -np.arange(20.0))
     assert many.high < 0 and verdict(many, Claimed.below(0.0)) == stats.HOLDS
+
+
+def test_independent_bootstrap_covers_a_known_difference_of_means():
+    rng = np.random.default_rng(3)
+    first, second = rng.normal(1.0, 1.0, 400), rng.normal(0.0, 2.0, 300)
+    evidence = stats.independent_bootstrap(first, second)
+    assert evidence.low < 1.0 < evidence.high and evidence.effect == pytest.approx(first.mean() - second.mean())
+    assert verdict(evidence, Claimed.above(0.0)) == stats.HOLDS
+    with pytest.raises(ValueError, match="two 1-d samples"):
+        stats.independent_bootstrap([1.0], [1.0, 2.0])
+
+
+def test_rank_trend_of_a_constant_score_is_inconclusive_without_a_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flat = rank_trend([1, 2, 3, 4], [0.5, 0.5, 0.5, 0.5])
+    assert math.isnan(flat.effect) and verdict(flat, Claimed.below(0.0)) == stats.INCONCLUSIVE

@@ -229,21 +229,21 @@ class Chapter:
             except SyntaxError as error:
                 raise ParameterError(f"chapter {self.name}: the profiles cell is not valid Python ({error.msg})") from None
             variables = {f"{name.upper()}_PROFILE": name for name in PROFILES if name != "quick"}
-            for node in tree.body:
-                targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
-                if not isinstance(node, ast.Assign) or len(targets) != 1 or targets[0] not in variables:
+            for node in tree.body:                 # FULL_PROFILE = {...}, or FULL_PROFILE = PAPER_PROFILE = {...}
+                targets = [getattr(t, "id", None) for t in getattr(node, "targets", [])]
+                if not isinstance(node, ast.Assign) or not all(t in variables for t in targets):
                     raise ParameterError(f"chapter {self.name}: the profiles cell may only assign "
                                          f"{' and '.join(variables)} (line {node.lineno})")
-                profile = variables[targets[0]]
-                if profile in declared:
-                    raise ParameterError(f"chapter {self.name}: {targets[0]} is assigned twice")
                 try:
                     values = ast.literal_eval(node.value)
                 except ValueError:
                     raise ParameterError(f"chapter {self.name}: {targets[0]} is not a dict literal") from None
                 if not isinstance(values, dict):
                     raise ParameterError(f"chapter {self.name}: {targets[0]} is not a dict literal")
-                declared[profile] = values
+                for target in targets:
+                    if variables[target] in declared:
+                        raise ParameterError(f"chapter {self.name}: {target} is assigned twice")
+                    declared[variables[target]] = dict(values)
         return {"quick": {}, **{profile: {name: self._checked(name, value)
                                           for name, value in declared.get(profile, {}).items()}
                                 for profile in PROFILES if profile != "quick"}}

@@ -33,6 +33,11 @@ def _interval(claim: dict[str, Any]) -> str:
     return f"{claim['effect']:+.3g} [{low:+.3g}, {high:+.3g}]"
 
 
+def _verdict(claim: dict[str, Any]) -> str:
+    """A claim's verdict; results filed before verdicts existed only say whether the claim held."""
+    return claim.get("verdict") or ("holds" if claim.get("holds") else "fails")
+
+
 def _order(result: dict[str, Any]) -> tuple[str, int]:
     profile = result["profile"]
     return result["chapter"], PROFILES.index(profile) if profile in PROFILES else len(PROFILES)
@@ -67,7 +72,7 @@ def render_status(results: list[dict[str, Any]], source_hashes: dict[str, str],
         record = result["provenance"]
         checks, claims = result.get("checks", []), result.get("claims", [])
         passing = f"{sum(bool(c['passes']) for c in checks)} / {len(checks)}" if checks else "–"
-        judged = f"{len(claims)}: {verdict_counts([c['verdict'] for c in claims])}" if claims else "–"
+        judged = f"{len(claims)}: {verdict_counts([_verdict(c) for c in claims])}" if claims else "–"
         state = freshness(record, source_hashes.get(result["chapter"]))
         lines.append(
             f"| {_cell(chapter_titles.get(result['chapter'], result['chapter']))} | {result['profile']} "
@@ -95,7 +100,7 @@ def render_status(results: list[dict[str, Any]], source_hashes: dict[str, str],
                       "|---|---|---|---|---|---|---|"]
             for claim in result["claims"]:
                 test = f"{claim['test']} (n = {claim['n']})" if claim.get("test") else ""
-                verdict = claim["verdict"] if claim["verdict"] == "holds" else f"**{claim['verdict']}**"
+                verdict = _verdict(claim) if _verdict(claim) == "holds" else f"**{_verdict(claim)}**"
                 lines.append(f"| {_cell(claim['claim'])} | {_cell(claim['paper'])} | {_cell(claim['ours'])} "
                              f"| {_cell(_interval(claim))} | {_cell(test)} | {_cell('; '.join(claim.get('gates', ())))} "
                              f"| {verdict} |")
