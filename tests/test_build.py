@@ -14,7 +14,9 @@ import pytest
 
 from rvae.book import build, provenance
 from rvae.book.chapters import get_chapter
-from rvae.book.runner import RunOutcome, executed_path, stamp
+from rvae.atomic import atomic_write_json
+from rvae.book.results import result_path
+from rvae.book.runner import RunOutcome, executed_path, profile_copy_path, refresh_prose, stamp
 from rvae.book.status import STATUS_PAGE
 from rvae.errors import RvaeError
 
@@ -198,3 +200,67 @@ def test_build_book_without_execution_stops_before_jupyter_book_when_a_copy_is_m
         build.build_book(execute=False, progress=False, echo=lambda line: None)
     assert calls == [] and recorded_runs == []
     assert not (four_chapters / STATUS_PAGE).exists()
+
+
+# ------------------------------------------------------------------------------------------ refresh_prose
+def _write_profile_run(root: Path, name: str, record: dict, printed: str) -> Path:
+    """A profile's executed copy as papermill leaves it (injected parameters, outputs), stamped, with its result."""
+    notebook = nbformat.read(get_chapter(name).path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+    at = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
+    notebook.cells.insert(at + 1, nbformat.v4.new_code_cell("# Parameters\nsteps = 10",
+                                                           metadata={"tags": ["injected-parameters"]}))
+    stamp(notebook, record, [{"verdict": "holds"}], [])
+    path = profile_copy_path(root, name, record["profile"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    atomic_write_json(result_path(root, name, record["profile"]),
+                      {"chapter": name, "profile": record["profile"], "provenance": record, "metrics": {"m": 1},
+                       "checks": [], "claims": [{"verdict": "holds"}]})
+    return path
+
+
+def _edit(chapter, kind: str, text: str) -> None:
+    notebook = nbformat.read(chapter.path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text))
+    nbformat.write(notebook, chapter.path)
+
+
+def test_a_prose_edit_keeps_a_full_run_with_its_outputs_and_takes_the_new_prose(mini_book, recorded_runs):
+    chapter = get_chapter("01_demo")
+    _write_profile_run(mini_book, "01_demo", _record(chapter, profile="full"), "full-run output")
+    refresh_prose(mini_book, chapter)                                          # nothing to do yet
+    _edit(chapter, "markdown", "## Discussion of the full run")
+    assert build.chapter_state(mini_book, chapter)[0] == "missing"             # shown copy not made yet
+    echoed = []
+    build.ensure_executed(mini_book, execute=True, data_dir=None, progress=False, echo=echoed.append)
+    assert echoed == ["01_demo: the full run keeps its outputs and takes the notebook's new prose (same code)"]
+    assert recorded_runs == []                                                 # nothing was re-run
+    state, record = build.chapter_state(mini_book, chapter)
+    assert state == "current" and record["profile"] == "full" and record["prose_updated_utc"]
+    shown = nbformat.read(executed_path(mini_book, "01_demo"), as_version=4)
+    assert shown.cells[-1].source == "## Discussion of the full run"
+    code = [c for c in shown.cells if c.cell_type == "code"]
+    assert all(c.outputs[0]["text"] == "full-run output" for c in code if "injected-parameters" not in c.metadata.get("tags", []))
+    tags = [c.metadata.get("tags", []) for c in shown.cells]
+    at = tags.index(["parameters"])
+    assert tags[at + 1] == ["injected-parameters"] and sum("rvae-provenance" in t for t in tags) == 1
+    assert "prose updated" in next(c.source for c in shown.cells if "rvae-provenance" in c.metadata.get("tags", []))
+    assert shown.metadata["rvae"]["claims"] == [{"verdict": "holds"}]
+    import json
+    result = json.loads(result_path(mini_book, "01_demo", "full").read_text())
+    assert result["provenance"]["notebook_source_hash"] == provenance.notebook_source_hash(chapter.path)
+    assert result["metrics"] == {"m": 1}
+
+
+def test_a_code_edit_leaves_the_run_stale_and_untouched(mini_book):
+    chapter = get_chapter("01_demo")
+    copy = _write_profile_run(mini_book, "01_demo", _record(chapter, profile="full"), "full-run output")
+    before = copy.read_text()
+    _edit(chapter, "code", "print('a new computation')")
+    assert refresh_prose(mini_book, chapter) == []
+    assert copy.read_text() == before
+    _edit(chapter, "markdown", "more prose")                                   # prose as well: still other code
+    assert refresh_prose(mini_book, chapter) == []

@@ -4,7 +4,8 @@ The book never executes notebooks itself (``execute_notebooks: "off"``): the run
 A chapter is executed here at the quick profile when it has no executed copy, or when the copy
 the book shows (its strongest: paper > full > quick) is a quick run made from an older notebook
 or package. A stale *full* or *paper* run is kept (it costs an hour of CPU or a GPU to redo) and
-reported, never silently replaced by a quick one.
+reported, never silently replaced by a quick one. A notebook whose code is unchanged and whose prose
+was edited does not make its runs stale: every executed copy takes the new prose and keeps its outputs.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Callable
 from rvae.book import provenance
 from rvae.book.chapters import Chapter, all_chapters, book_root
 from rvae.errors import RvaeError
-from rvae.book.runner import executed_path, executed_provenance, outcome_summary, run_chapter
+from rvae.book.runner import executed_path, executed_provenance, outcome_summary, refresh_prose, run_chapter
 from rvae.book.status import freshness, write_status_page
 
 
@@ -43,6 +44,8 @@ def ensure_executed(root: Path, execute: bool, data_dir: str | None, progress: b
                     echo: Callable[[str], None]) -> None:
     """Execute (quick profile) every chapter whose executed copy is missing or a stale quick run."""
     for chapter in all_chapters():
+        for profile in refresh_prose(root, chapter):
+            echo(f"{chapter.name}: the {profile} run keeps its outputs and takes the notebook's new prose (same code)")
         state, record = chapter_state(root, chapter)
         if state == "current":
             continue

@@ -79,6 +79,60 @@ def show_strongest(root: Path, chapter: str) -> str | None:
     return None
 
 
+def _run_code(notebook: nbformat.NotebookNode) -> list[str]:
+    """The sources of a notebook's code cells, without the parameters papermill injected."""
+    return [cell.source for cell in notebook.cells
+            if cell.cell_type == "code" and "injected-parameters" not in cell.metadata.get("tags", [])]
+
+
+def refresh_prose(root: Path, chapter: Chapter) -> list[str]:
+    """Bring the chapter's current prose into every executed copy that was run from the same code;
+    return the profiles whose copies were refreshed.
+
+    Prose (markdown) changes no number, and a full or paper run costs an hour of CPU or a GPU: a
+    copy whose code cells are exactly the notebook's keeps its outputs, takes the notebook's
+    markdown cells, and its record (and result file) gets the notebook's new source hash and a
+    ``prose_updated_utc`` stamp. A copy run from other code is left alone (it stays stale).
+    """
+    notebook = nbformat.read(chapter.path, as_version=4)
+    current_hash = provenance.notebook_source_hash(chapter.path)
+    refreshed = []
+    for profile in PROFILES:
+        copy = profile_copy_path(root, chapter.name, profile)
+        if not copy.exists():
+            continue
+        executed = nbformat.read(copy, as_version=4)
+        stored = executed.metadata.get("rvae", {})
+        record = stored.get("provenance")
+        if not record or record.get("notebook_source_hash") == current_hash or _run_code(executed) != _run_code(notebook):
+            continue
+        ran = iter(c for c in executed.cells if c.cell_type == "code"
+                   and "injected-parameters" not in c.metadata.get("tags", []))
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        cells = []
+        for cell in notebook.cells:
+            if cell.cell_type != "code":
+                cells.append(cell)
+                continue
+            cells.append(next(ran))
+            if "parameters" in cell.metadata.get("tags", []):
+                cells.extend(injected)
+        executed.cells = cells
+        old_hash = record["notebook_source_hash"]
+        record = {**record, "notebook_source_hash": current_hash, "prose_updated_utc": provenance.utc_now()}
+        stamp(executed, record, stored.get("claims", []), stored.get("checks", []))
+        result_file = result_path(root, chapter.name, profile)
+        if result_file.exists():
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            if result.get("provenance", {}).get("notebook_source_hash") == old_hash:
+                atomic_write_json(result_file, {**result, "provenance": record})
+        atomic_write_text(copy, nbformat.writes(executed))
+        refreshed.append(profile)
+    if refreshed:
+        show_strongest(root, chapter.name)
+    return refreshed
+
+
 def executed_provenance(path: Path) -> dict[str, Any] | None:
     """The provenance stored in an executed copy's metadata, or None when there is no copy."""
     if not path.exists():
@@ -148,7 +202,8 @@ def provenance_banner(record: dict[str, Any]) -> str:
         ":class: note",
         f"Profile **{record['profile']}** · overridden parameters: {overridden}  ",
         f"Device: {record['device']} ({record['hardware']}) · wall time {record['wall_seconds']:.0f} s "
-        f"· finished {record['finished_utc']}  ",
+        f"· finished {record['finished_utc']}"
+        + (f" · prose updated {record['prose_updated_utc']}" if record.get("prose_updated_utc") else "") + "  ",
         f"Git revision `{record['git_revision']}` · torch {software['torch']} · "
         f"Python {software['python']}  ",
         *[f"Data: {entry['description']}  " for entry in record.get("data", {}).values() if entry.get("description")],
@@ -182,6 +237,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
     data_root = str(Path(data_dir).expanduser().resolve()) if data_dir else None
 
     started, started_utc = time.monotonic(), provenance.utc_now()
+    source_hash = provenance.notebook_source_hash(chapter.path)      # the notebook as run, not as edited since
     with tempfile.TemporaryDirectory(prefix=f"rvae-{chapter.name}-") as scratch:
         scratch_path = Path(scratch)
         metrics_file = scratch_path / "metrics.json"
@@ -204,7 +260,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
             "parameters": values, "overrides": typed_overrides, "device": device,
             "hardware": hardware_description(device), "data": reported.get("data", {}),
             "git_revision": provenance.git_revision(root),
-            "notebook_source_hash": provenance.notebook_source_hash(chapter.path),
+            "notebook_source_hash": source_hash,
             "package_modules": reported.get("package_modules"),
             "package_source_hash": provenance.package_source_hash(reported.get("package_modules")),
             "software": provenance.software_versions(),
