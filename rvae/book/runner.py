@@ -238,6 +238,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
 
     started, started_utc = time.monotonic(), provenance.utc_now()
     source_hash = provenance.notebook_source_hash(chapter.path)      # the notebook as run, not as edited since
+    revision = provenance.git_revision(root)                           # the commit it ran from
     with tempfile.TemporaryDirectory(prefix=f"rvae-{chapter.name}-") as scratch:
         scratch_path = Path(scratch)
         metrics_file = scratch_path / "metrics.json"
@@ -259,7 +260,7 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
             "chapter": chapter.name, "title": chapter.title, "profile": profile,
             "parameters": values, "overrides": typed_overrides, "device": device,
             "hardware": hardware_description(device), "data": reported.get("data", {}),
-            "git_revision": provenance.git_revision(root),
+            "git_revision": revision,
             "notebook_source_hash": source_hash,
             "package_modules": reported.get("package_modules"),
             "package_source_hash": provenance.package_source_hash(reported.get("package_modules")),
