@@ -406,10 +406,13 @@ def per_class_bound(p) -> float:
 def isoperimetric_bound(p) -> float:
     """The Gaussian-isoperimetry bound of lemmas B.1 / B.4 (Fawzi et al. 2018), valid for any p.
 
-    E[r(z)] <= sum_i [p_i Phi^-1(p_i) + phi(Phi^-1(p_i))]; zero-probability classes add 0.
+    E[r(z)] <= sum_i [p_i Phi^-1(p_i) + phi(Phi^-1(p_i))]; zero-probability classes add 0. With all
+    the mass on one class there is no boundary to reach, r(z) = inf, and so is the bound.
     """
     p = _probabilities(p)
     p = p[p > 0]
+    if np.any(p >= 1):
+        return math.inf
     a = scipy_stats.norm.ppf(p)
     terms = np.where(p < 1, p * a + scipy_stats.norm.pdf(a), 0.0)
     return float(np.sum(terms))

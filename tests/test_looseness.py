@@ -317,3 +317,8 @@ def test_grid_helpers():
 def test_bad_inputs_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_isoperimetric_bound_is_infinite_with_a_single_class():
+    assert L.isoperimetric_bound([1.0, 0.0]) == math.inf
+    assert math.isfinite(L.isoperimetric_bound([0.999, 0.001]))
