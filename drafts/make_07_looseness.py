@@ -2,8 +2,9 @@
 
     .venv/bin/python drafts/make_07_looseness.py
 
-The notebook is written unexecuted. It imports the draft helpers of
-drafts/looseness_helpers_draft.py (to move into the package after review; see that file).
+The notebook is written unexecuted. Its helpers live in the package: rvae.looseness (label statistics,
+holes, the decoded label function), rvae.fidelity (classifier, Fréchet distance, batched decoding) and
+rvae.lcvae_nets (the paper's ConvNets).
 """
 from __future__ import annotations
 
@@ -223,14 +224,14 @@ checkpoint_dir = ""               # where to keep training checkpoints, empty fo
 
 code(r'''
 import math
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from rvae import data, looseness, plots
+from rvae import data, fidelity, looseness, plots
+from rvae import lcvae_nets  # noqa: F401  (registers the architectures lcvae_conv and lcvae_conv_narrow)
 from rvae.book.results import Check, Claim, report
 from rvae.errors import ParameterError
 from rvae.evaluate import encoder_means
@@ -240,11 +241,6 @@ from rvae.methods.lcvae import lipschitz_ratios
 from rvae.stats import Claimed, Evidence, Gate, paired_accuracy, paired_bootstrap, proportion, rank_trend
 from rvae.train import TrainConfig, sample_images
 from rvae.worlds import grid2d
-
-# DRAFT: helpers under review in drafts/looseness_helpers_draft.py, to move into the package (their docstrings say
-# where); importing it registers the architectures lcvae_conv and lcvae_conv_narrow.
-sys.path.insert(0, str(Path.cwd() if Path("looseness_helpers_draft.py").exists() else Path.cwd() / "drafts"))
-import looseness_helpers_draft as helpers  # noqa: E402
 
 plots.use_book_style()
 if n_quality > min(n_test, n_prior):
@@ -601,8 +597,8 @@ for steps in gan_steps:
                 gans[name] = {"steps": steps, "hidden": hidden, "rate": rate, "seed": gan_seed, "samples": samples[:2000],
                               "modes": looseness.modes_captured(samples, means, min_count=gan_min_count),
                               "quality": looseness.high_quality_fraction(samples, means),
-                              "labels": helpers.label_statistics(looseness.nearest_mode(samples, means), K),
-                              "radius": radius, "capped": helpers.capped_mean_radius(radius, search_max_radius),
+                              "labels": looseness.label_statistics(looseness.nearest_mode(samples, means), K),
+                              "radius": radius, "capped": looseness.capped_mean_radius(radius, search_max_radius),
                               "seconds_per_step": training.seconds_per_step}
 
 print(f"{'GAN':38}{'modes':>6}{'HQ':>6}{'classes':>8}{'max p':>7}{'H2':>6}{'E[r] (95%)':>25}{'found':>6}"
@@ -714,8 +710,8 @@ code(r'''
 print(data.idx_provenance("MNIST")["description"])
 train_images, train_labels = data.mnist_tensors("train")
 test_images, test_labels = data.mnist_tensors("test", limit=n_test)
-classifier = helpers.train_classifier(train_images, train_labels, classifier_steps, seed=seed, device=device)
-test_outputs = helpers.classifier_outputs(classifier, test_images, device=device)
+classifier = fidelity.train_classifier(train_images, train_labels, classifier_steps, seed=seed, device=device)
+test_outputs = fidelity.classifier_outputs(classifier, test_images, device=device)
 classifier_correct = (test_outputs["label"] == test_labels).numpy()
 classifier_gate = Gate("classifier accuracy on the test images", float(classifier_correct.mean()), gate_classifier_accuracy)
 print(f"classifier accuracy: {proportion(classifier_correct).describe()}")
@@ -753,8 +749,8 @@ code(r'''
 codes = {key: encoder_means(model, test_images, device=device) for key, model in models.items()}
 reconstruction_correct, omega, gates = {}, {}, {}
 for key, model in models.items():
-    reconstructed = helpers.reconstruct_batched(model, test_images, device)
-    reconstruction_correct[key] = (helpers.classifier_outputs(classifier, reconstructed, device=device)["label"]
+    reconstructed = fidelity.reconstruct_batched(model, test_images, device)
+    reconstruction_correct[key] = (fidelity.classifier_outputs(classifier, reconstructed, device=device)["label"]
                                    == test_labels).numpy()
     omega[key] = lipschitz_ratios(test_images, codes[key]).numpy()
     threshold = gate_reconstruction_accuracy_2d if key[0] == 2 else gate_reconstruction_accuracy
@@ -807,9 +803,9 @@ the next section.
 
 code(r'''
 prior = {d: torch.randn(n_prior, d, generator=torch.Generator().manual_seed(seed + 10 + d)) for d in DIMS}
-reference_gaps = {d: helpers.prior_reference_distances(d, n_test, n_prior, seed=seed + 20 + d) for d in DIMS}
+reference_gaps = {d: looseness.prior_reference_distances(d, n_test, n_prior, seed=seed + 20 + d) for d in DIMS}
 delta = {d: float(torch.quantile(reference_gaps[d], 1 - hole_reference_fraction)) for d in DIMS}
-gaps = {key: helpers.nearest_code_distance(prior[key[0]], codes[key]) for key in models}
+gaps = {key: looseness.nearest_code_distance(prior[key[0]], codes[key]) for key in models}
 holes = {key: (gaps[key] > delta[key[0]]).numpy() for key in models}
 hole_difference = {d: paired_accuracy(holes[d, "LC-VAE"], holes[d, "VAE"]) for d in DIMS}
 for d in DIMS:
@@ -818,10 +814,21 @@ for d in DIMS:
         print(f"  {name:7} holes: {proportion(holes[d, name]).describe()}")
     print(f"  LC-VAE minus VAE: {hole_difference[d].describe()}")
 
+def latent_scatter(ax, points, labels, title, limit=4.0):
+    """2-D codes coloured by class (tab10) on [-limit, limit]^2, with the prior's 1, 2 and 3 sigma circles."""
+    for label in np.unique(labels):
+        chosen = labels == label
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=2, color=plt.get_cmap("tab10")(int(label)), label=str(label),
+                   rasterized=True)
+    for radius in (1, 2, 3):
+        ax.add_patch(plt.Circle((0, 0), radius, fill=False, ls="--", lw=0.6, color="0.5"))
+    ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal", title=title, xlabel="$z_1$", ylabel="$z_2$")
+
+
 figure, axes = plt.subplots(1, 4, figsize=(15, 3.9), constrained_layout=True)
 shown_holes = 3000
 for ax, name in zip(axes[:2], ["VAE", "LC-VAE"]):
-    helpers.latent_scatter(ax, codes[2, name], test_labels, f"2-D {name}: test codes; grey: δ-holes")
+    latent_scatter(ax, codes[2, name], test_labels, f"2-D {name}: test codes; grey: δ-holes")
     hole_points = prior[2][:shown_holes][torch.as_tensor(holes[2, name][:shown_holes])]
     ax.scatter(hole_points[:, 0], hole_points[:, 1], s=1, color="0.55", zorder=0, rasterized=True)
 axes[1].legend(fontsize=6, markerscale=3, loc="upper right", ncol=2)
@@ -851,13 +858,13 @@ code(r'''
 d = sample_latent_dim
 figure, axes = plt.subplots(2, 1, figsize=(1.0 * n_show, 2.6), constrained_layout=True)
 for ax, name in zip(axes, ["VAE", "LC-VAE"]):
-    plots.image_tiles(ax, helpers.decode_batched(models[d, name], prior[d][:2 * n_show], device), columns=2 * n_show)
+    plots.image_tiles(ax, fidelity.decode_batched(models[d, name], prior[d][:2 * n_show], device), columns=2 * n_show)
     ax.set_ylabel(name, rotation=0, ha="right", va="center")
 axes[0].set_title(f"figure 4.2: samples, d = {d} (same z in both rows)")
 plt.show()
 
 shown = {"input": test_images[:n_show]}
-shown.update({name: helpers.reconstruct_batched(models[d, name], test_images[:n_show], device) for name in ["VAE", "LC-VAE"]})
+shown.update({name: fidelity.reconstruct_batched(models[d, name], test_images[:n_show], device) for name in ["VAE", "LC-VAE"]})
 figure, axes = plt.subplots(len(shown), 1, figsize=(1.0 * n_show, 1.05 * len(shown)), constrained_layout=True)
 for ax, (name, images) in zip(axes, shown.items()):
     plots.image_tiles(ax, images)
@@ -891,20 +898,20 @@ ten-dimensional ones; we judge each where the paper makes it and print both dime
 """)
 
 code(r'''
-sample_outputs = {key: helpers.classifier_outputs(classifier, helpers.decode_batched(model, prior[key[0]], device),
+sample_outputs = {key: fidelity.classifier_outputs(classifier, fidelity.decode_batched(model, prior[key[0]], device),
                                                   device=device) for key, model in models.items()}
 real_features = test_outputs["features"][:n_quality].numpy()
-floor = helpers.frechet_distance(helpers.classifier_outputs(classifier, train_images[:n_quality], device=device)["features"],
+floor = fidelity.frechet_distance(fidelity.classifier_outputs(classifier, train_images[:n_quality], device=device)["features"],
                                  real_features)
-frechet = {key: helpers.frechet_distance(out["features"][:n_quality], real_features) for key, out in sample_outputs.items()}
-statistics = {key: helpers.label_statistics(out["label"], 10) for key, out in sample_outputs.items()}
+frechet = {key: fidelity.frechet_distance(out["features"][:n_quality], real_features) for key, out in sample_outputs.items()}
+statistics = {key: looseness.label_statistics(out["label"], 10) for key, out in sample_outputs.items()}
 off_class = {key: (out["confidence"] < off_class_confidence).numpy() for key, out in sample_outputs.items()}
 quality, diversity, off_class_difference = {}, {}, {}
 for d in DIMS:
-    quality[d] = helpers.frechet_log_ratio(real_features, sample_outputs[d, "LC-VAE"]["features"][:n_quality],
+    quality[d] = fidelity.frechet_log_ratio(real_features, sample_outputs[d, "LC-VAE"]["features"][:n_quality],
                                            sample_outputs[d, "VAE"]["features"][:n_quality],
                                            resamples=quality_resamples, seed=seed)
-    diversity[d] = helpers.collision_entropy_difference(sample_outputs[d, "LC-VAE"]["label"], sample_outputs[d, "VAE"]["label"],
+    diversity[d] = looseness.collision_entropy_difference(sample_outputs[d, "LC-VAE"]["label"], sample_outputs[d, "VAE"]["label"],
                                                         10, resamples=bootstrap_resamples, seed=seed)
     off_class_difference[d] = paired_accuracy(off_class[d, "LC-VAE"], off_class[d, "VAE"])
 
@@ -946,7 +953,7 @@ search found no other class counts as `search_max_radius`).
 
 code(r'''
 radius_search = dict(search, chunk=8192)
-mnist_radius = {key: looseness.expected_class_radius(helpers.decoded_label_fn(model, classifier, device), dim=key[0],
+mnist_radius = {key: looseness.expected_class_radius(looseness.decoded_label_fn(model, classifier, device), dim=key[0],
                                                      n=mnist_radius_points, seed=seed, **radius_search)
                 for key, model in models.items() if key[0] == 2}
 
@@ -1001,12 +1008,12 @@ probe = ProbeSetup(probe_images, {"digit": probe_labels}, test_images[:n_eval], 
 cross = {}
 for name, model in cross_models.items():
     curve = probe.evaluate(model)["digit"].curve
-    estimate = looseness.expected_class_radius(helpers.decoded_label_fn(model, classifier, device), dim=sample_latent_dim,
+    estimate = looseness.expected_class_radius(looseness.decoded_label_fn(model, classifier, device), dim=sample_latent_dim,
                                                n=mnist_radius_points, seed=seed, **radius_search)
-    labels = helpers.classifier_outputs(classifier, helpers.decode_batched(model, prior[sample_latent_dim], device),
+    labels = fidelity.classifier_outputs(classifier, fidelity.decode_batched(model, prior[sample_latent_dim], device),
                                         device=device)["label"]
-    cross[name] = {"curve": curve, "radius": estimate, "capped": helpers.capped_mean_radius(estimate, search_max_radius),
-                   "labels": helpers.label_statistics(labels, 10)}
+    cross[name] = {"curve": curve, "radius": estimate, "capped": looseness.capped_mean_radius(estimate, search_max_radius),
+                   "labels": looseness.label_statistics(labels, 10)}
 
 print(f"{'model':16}{'E[r] (95%)':>24}{'found':>6}{'H2':>7}{'isoper.':>8}{'thm 3.1':>8}{'nominal':>9}{'adv.':>7}")
 for name, row in cross.items():

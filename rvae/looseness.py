@@ -63,6 +63,10 @@ import numpy as np
 import torch
 from scipy import integrate, optimize
 from scipy import stats as scipy_stats
+from torch import Tensor, nn
+
+from rvae.nets import evaluation_mode
+from rvae.stats import CONFIDENCE, Evidence
 
 #: A composed classifier c(g(.)): a batch of latent vectors (N, d) to N integer labels.
 LabelFn = Callable[[torch.Tensor], torch.Tensor]
@@ -290,6 +294,52 @@ def expected_class_radius(label_fn: LabelFn, dim: int, n: int, seed: int = 0,
                           radius=radius, z=z)
 
 
+def capped_mean_radius(estimate: RadiusEstimate, cap: float) -> float:
+    """The mean of min(r_upper(z), cap): finite even where some searches found no other class.
+
+    For *ranking* models (a z whose search found nothing counts as the largest radius); it is not
+    an upper bound on E[r] when any search failed (E[r] may then be infinite).
+    """
+    if not cap > 0:
+        raise ValueError(f"cap must be positive; got {cap}")
+    return float(estimate.radius.upper.clamp(max=cap).double().mean())
+
+
+def decoded_label_fn(model: nn.Module, classifier: nn.Module, device: str | torch.device = "cpu") -> LabelFn:
+    """c(g(z)): the classifier's label (argmax) of the decoder mean ``model.decode(z)`` for latent
+    batches z (N, d). Both networks in evaluation mode (BatchNorm on running statistics), no
+    gradients; labels come back on the CPU."""
+    def label_fn(z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), evaluation_mode(model), evaluation_mode(classifier):
+            return classifier(model.decode(z.to(device, torch.get_default_dtype()))).argmax(dim=1).cpu()
+    return label_fn
+
+
+# --------------------------------------------------------------------------------------------
+# Holes: prior mass far from every code of the data
+# --------------------------------------------------------------------------------------------
+
+def nearest_code_distance(z: torch.Tensor, codes: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """(N,) distance from each row of z (N, d) to its nearest row of ``codes`` (M, d) (``torch.cdist``)."""
+    if z.ndim != 2 or codes.ndim != 2 or z.shape[1] != codes.shape[1] or len(codes) == 0:
+        raise ValueError(f"z (N, d) and a non-empty codes (M, d) are needed; got {tuple(z.shape)}, {tuple(codes.shape)}")
+    codes = codes.to(z.dtype)
+    return torch.cat([torch.cdist(block, codes).min(dim=1).values for block in z.split(chunk)])
+
+
+def prior_reference_distances(dim: int, n_codes: int, n_prior: int, seed: int = 0) -> torch.Tensor:
+    """(n_prior,) distances from prior draws to the nearest of ``n_codes`` codes drawn from the prior.
+
+    What :func:`nearest_code_distance` gives for an encoder whose codes of ``n_codes`` images are
+    distributed exactly as N(0, I_dim): the floor of the holes measure. Its (1 - f) quantile is the
+    distance delta at which such an encoder leaves a fraction f of the prior's mass as holes, which
+    fixes delta so that it means the same in every latent dimension.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randn(n_codes, dim, generator=generator)
+    return nearest_code_distance(torch.randn(n_prior, dim, generator=generator), codes)
+
+
 # --------------------------------------------------------------------------------------------
 # Collision probability and the bounds
 # --------------------------------------------------------------------------------------------
@@ -416,6 +466,85 @@ def isoperimetric_bound(p) -> float:
     a = scipy_stats.norm.ppf(p)
     terms = np.where(p < 1, p * a + scipy_stats.norm.pdf(a), 0.0)
     return float(np.sum(terms))
+
+
+@dataclass(frozen=True)
+class LabelStatistics:
+    """What the labels of n independent samples say about p and about theorem 3.1's bound.
+
+    ``collision`` is the unbiased estimate of ||p||^2 (:func:`collision_probability`) with
+    ``collision_se`` its plug-in standard error, ``collision_entropy`` = -log ``collision``;
+    ``applies`` says whether every estimated p_i <= 1/5 (theorem 3.1's assumption);
+    ``theorem_bound`` = h(||p||^2) (inf when the estimate is 0 or 1); ``per_class`` =
+    sum_i p_i h(p_i), the step before Jensen (NaN when the theorem does not apply);
+    ``isoperimetric`` = lemma B.1's bound at the plug-in p, valid for every p (inf for one class).
+    """
+    n: int
+    frequencies: np.ndarray
+    classes_seen: int
+    collision: float
+    collision_se: float
+    collision_entropy: float
+    applies: bool
+    theorem_bound: float
+    per_class: float
+    isoperimetric: float
+
+
+def label_statistics(labels, num_classes: int) -> LabelStatistics:
+    """:class:`LabelStatistics` of ``labels`` (n >= 2 integers in [0, num_classes))."""
+    p = class_frequencies(labels, num_classes)
+    n = _label_array(labels, num_classes).size
+    collision = collision_probability(labels, num_classes)
+    applies = bound_applies(p)
+    return LabelStatistics(
+        n=n, frequencies=p, classes_seen=int((p > 0).sum()), collision=collision,
+        collision_se=collision_std_error(p, n),
+        collision_entropy=-math.log(collision) if collision > 0 else math.inf,
+        applies=applies, theorem_bound=diversity_bound(collision) if 0 < collision < 1 else math.inf,
+        per_class=per_class_bound(p) if applies else math.nan, isoperimetric=isoperimetric_bound(p))
+
+
+def collision_entropies(labels, num_classes: int, axis: int = -1) -> np.ndarray:
+    """-log of the unbiased collision estimate of every label sequence along ``axis``, vectorised.
+
+    ``labels`` (..., n) integers (or floats holding integers, as ``scipy.stats.bootstrap`` passes
+    resamples); one ``bincount`` over all sequences at once, each offset by K times its index.
+    A sequence without a single collision gets -log(1e-300) ~ 690.8 rather than inf.
+    """
+    labels = np.moveaxis(np.asarray(labels), axis, -1).astype(np.int64)
+    lead, n = labels.shape[:-1], labels.shape[-1]
+    flat = labels.reshape(-1, n)
+    offsets = (np.arange(len(flat)) * num_classes)[:, None]
+    counts = np.bincount((flat + offsets).ravel(), minlength=len(flat) * num_classes)
+    counts = counts.reshape(len(flat), num_classes).astype(np.float64)
+    collision = (counts * (counts - 1)).sum(axis=1) / (n * (n - 1))
+    return -np.log(np.maximum(collision, 1e-300)).reshape(lead)
+
+
+def collision_entropy_difference(first, second, num_classes: int, confidence: float = CONFIDENCE,
+                                 resamples: int = 9999, seed: int = 0) -> Evidence:
+    """Collision entropy of ``first``'s labels minus that of ``second``'s: a paired BCa bootstrap.
+
+    ``first`` and ``second`` are the labels of two models' samples decoded from the *same* latent
+    draws (pair i: one z, decoded by each model), so the draws are resampled in pairs
+    (``scipy.stats.bootstrap`` with a vectorised statistic, in batches that keep memory small).
+    """
+    a = np.asarray(first.cpu() if isinstance(first, Tensor) else first).astype(np.int64)
+    b = np.asarray(second.cpu() if isinstance(second, Tensor) else second).astype(np.int64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
+        raise ValueError(f"two equal 1-d label arrays of at least 3 labels are needed; got {a.shape}, {b.shape}")
+    for labels in (a, b):
+        _label_array(labels, num_classes)                          # range check, one clear error
+
+    def difference(x, y, axis=-1):
+        return collision_entropies(x, num_classes, axis) - collision_entropies(y, num_classes, axis)
+
+    result = scipy_stats.bootstrap((a, b), difference, paired=True, vectorized=True, confidence_level=confidence,
+                                   n_resamples=resamples, method="BCa", batch=max(1, 2_000_000 // len(a)),
+                                   random_state=np.random.default_rng(seed))
+    return Evidence("paired BCa bootstrap", len(a), float(difference(a, b)), float(result.confidence_interval.low),
+                    float(result.confidence_interval.high))
 
 
 def max_collision_entropy(mean_radius: float) -> float:

@@ -229,3 +229,36 @@ def test_finding_methods_loads_no_new_package_module_and_records_what_each_metho
     assert with_new == sorted(set(without_new) | {"methods/vae.py"})
     assert not {"looseness.py", "worlds/grid2d.py", "methods/lcvae.py", "methods/gan.py"} & set(with_new)
     assert used == ["methods/gan.py", "methods/lcvae.py", "methods/vae.py"]
+
+
+# ---------------------------------------------------------------------------- the paper's ConvNets
+
+def test_the_papers_convnets_have_the_stated_sizes_on_mnist():
+    from rvae.lcvae_nets import LCVAEConvDecoder, LCVAEConvEncoder
+    encoder, decoder = LCVAEConvEncoder((1, 28, 28), 10), LCVAEConvDecoder((1, 28, 28), 10)
+    linear = [m for m in encoder.modules() if isinstance(m, nn.Linear)]
+    assert len(linear) == 1 and linear[0].in_features == 1024            # table 1: 1 x 1 x 1024 inputs
+    assert [m.out_channels for m in encoder.modules() if isinstance(m, nn.Conv2d)] == [128, 256, 512, 1024]
+    assert decoder.project[0].out_features == 12544                      # table 2: 256 x 7 x 7
+    encoder.eval(), decoder.eval()
+    mu, logvar = encoder(torch.rand(2, 1, 28, 28))
+    assert mu.shape == logvar.shape == (2, 10)
+    images = decoder(torch.randn(2, 10))
+    assert images.shape == (2, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+
+
+def test_the_narrow_convnets_are_registered_with_every_width_divided_by_eight():
+    import rvae.lcvae_nets  # noqa: F401  (registers the architectures)
+    model = build_vae("lcvae_conv_narrow", (1, 28, 28), latent_dim=2)
+    assert [m.out_channels for m in model.encoder.modules() if isinstance(m, nn.Conv2d)] == [16, 32, 64, 128]
+    assert [m.out_channels for m in model.decoder.modules() if isinstance(m, nn.ConvTranspose2d)] == [16, 1]
+    model.eval()
+    assert model.decode(model.encode(torch.rand(3, 1, 28, 28))[0]).shape == (3, 1, 28, 28)
+
+
+def test_the_convnets_reject_image_sizes_they_cannot_take():
+    from rvae.lcvae_nets import LCVAEConvDecoder, LCVAEConvEncoder
+    with pytest.raises(ValueError, match="divisible by 4"):
+        LCVAEConvDecoder((1, 30, 30), 10)
+    with pytest.raises(ValueError, match="too small"):
+        LCVAEConvEncoder((1, 8, 8), 10)

@@ -322,3 +322,106 @@ def test_bad_inputs_raise_value_error(call, message):
 def test_the_isoperimetric_bound_is_infinite_with_a_single_class():
     assert L.isoperimetric_bound([1.0, 0.0]) == math.inf
     assert math.isfinite(L.isoperimetric_bound([0.999, 0.001]))
+
+
+# ---------------------------------------------------------------------------- label statistics
+
+def test_label_statistics_by_hand():
+    stats_ = L.label_statistics(np.array([0, 0, 1, 2]), 4)
+    # counts (2, 1, 1, 0): unbiased collision 2 * 1 / (4 * 3) = 1/6; p_0 = 1/2 > 1/5
+    assert stats_.n == 4 and stats_.classes_seen == 3
+    assert np.allclose(stats_.frequencies, [0.5, 0.25, 0.25, 0.0])
+    assert stats_.collision == pytest.approx(1 / 6)
+    assert stats_.collision_entropy == pytest.approx(math.log(6))
+    assert not stats_.applies and math.isnan(stats_.per_class)
+    assert stats_.theorem_bound == pytest.approx(L.diversity_bound(1 / 6))
+    assert stats_.isoperimetric == pytest.approx(L.isoperimetric_bound([0.5, 0.25, 0.25]))
+    single = L.label_statistics(np.zeros(10, dtype=int), 3)
+    assert single.collision == 1.0 and single.collision_entropy == 0.0
+    assert single.theorem_bound == math.inf and single.isoperimetric == math.inf
+    spread = L.label_statistics(np.arange(100) % 10, 10)
+    assert spread.applies and spread.per_class == pytest.approx(L.per_class_bound(np.full(10, 0.1)))
+
+
+def test_vectorised_collision_entropies_equal_one_sequence_at_a_time():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, size=(3, 40, 7))                           # sequences along axis 1
+    entropies = L.collision_entropies(labels, 5, axis=1)
+    assert entropies.shape == (3, 7)
+    for i in range(3):
+        for j in range(7):
+            assert entropies[i, j] == pytest.approx(-math.log(L.collision_probability(labels[i, :, j], 5)))
+
+
+def test_collision_entropy_difference_is_paired_and_separates_a_diverse_model_from_a_collapsed_one():
+    rng = np.random.default_rng(1)
+    diverse = rng.integers(0, 10, size=1500)
+    collapsed = np.where(rng.random(1500) < 0.7, 0, diverse)              # 70% of draws fall on class 0
+    evidence = L.collision_entropy_difference(diverse, collapsed, 10, resamples=999)
+    expected = (math.log(1 / L.collision_probability(diverse, 10))
+                - math.log(1 / L.collision_probability(collapsed, 10)))
+    assert evidence.effect == pytest.approx(expected)
+    assert 0 < evidence.low <= evidence.effect <= evidence.high and evidence.n == 1500
+    with pytest.raises(ValueError, match="equal 1-d"):
+        L.collision_entropy_difference(diverse, collapsed[:10], 10)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        L.collision_entropy_difference(diverse, collapsed + 1, 10)
+
+
+def test_capped_mean_radius_ranks_models_whose_search_found_no_boundary():
+    weight, bias, decoder, offset = _linear_model(d=3, k=2, seed=4)
+    linear = L.expected_class_radius(L.linear_label_fn(weight, bias, decoder, offset), dim=3, n=50, seed=0)
+    assert L.capped_mean_radius(linear, cap=1e9) == pytest.approx(linear.mean)
+    capped = L.capped_mean_radius(linear, cap=0.5)
+    assert capped == pytest.approx(float(linear.radius.upper.clamp(max=0.5).mean())) and capped <= 0.5
+    constant = L.expected_class_radius(lambda z: torch.zeros(len(z), dtype=torch.long), dim=3, n=20, seed=0,
+                                       max_radius=2.0)
+    assert constant.mean == math.inf and constant.found_fraction == 0.0
+    assert L.capped_mean_radius(constant, cap=5.0) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="cap"):
+        L.capped_mean_radius(constant, cap=0.0)
+
+
+def test_decoded_label_fn_is_the_classifier_of_the_decoder_mean_in_eval_mode():
+    weight, bias, decoder, offset = _linear_model(d=4, k=3, seed=5)
+
+    class LinearDecoderModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = torch.nn.BatchNorm1d(6)          # in train mode it would normalise each batch
+            self.norm.running_mean.copy_(offset.neg())   # eval: (x - (-offset)) / sqrt(1 + eps)
+            self.norm.running_var.fill_(1 - self.norm.eps)
+
+        def decode(self, z):
+            return self.norm(z @ decoder.T)
+
+    classifier = torch.nn.Linear(6, 3)
+    with torch.no_grad():
+        classifier.weight.copy_(weight)
+        classifier.bias.copy_(bias)
+    model = LinearDecoderModel().train()
+    z = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    labels = L.decoded_label_fn(model, classifier)(z)
+    assert torch.equal(labels, L.linear_label_fn(weight, bias, decoder, offset)(z))
+    assert model.training
+
+
+# ---------------------------------------------------------------------------- holes
+
+def test_nearest_code_distance_matches_brute_force_in_any_chunking():
+    generator = torch.Generator().manual_seed(0)
+    z, codes = torch.randn(37, 3, generator=generator), torch.randn(11, 3, generator=generator)
+    brute = torch.stack([min((point - code).norm() for code in codes) for point in z])
+    for chunk in (1, 5, 100):
+        assert torch.allclose(L.nearest_code_distance(z, codes, chunk=chunk), brute)
+    with pytest.raises(ValueError, match="non-empty codes"):
+        L.nearest_code_distance(z, codes[:, :2])
+
+
+def test_prior_reference_distances_are_seeded_and_shrink_as_codes_fill_the_prior():
+    first = L.prior_reference_distances(2, n_codes=100, n_prior=2000, seed=3)
+    assert torch.equal(first, L.prior_reference_distances(2, n_codes=100, n_prior=2000, seed=3))
+    denser = L.prior_reference_distances(2, n_codes=10000, n_prior=2000, seed=3)
+    # in 2-D the nearest of n codes is at a distance of order n^(-1/2): 100x the codes, ~10x closer
+    ratio = float(first.median() / denser.median())
+    assert 6 < ratio < 15

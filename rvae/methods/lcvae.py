@@ -34,7 +34,11 @@ the first step's forward pass sees the initial weights (call :func:`clip_encoder
 those too).
 
 The paper's run settings (not method settings): latent dimension 10, Adam with learning rate
-1e-3, batches of 300 images, 20 epochs of MNIST, the ConvNets of its tables 1 and 2.
+1e-3, batches of 300 images, 20 epochs of MNIST, the ConvNets of its tables 1 and 2. Those ConvNets
+are the architectures ``lcvae_conv`` (the paper's widths) and ``lcvae_conv_narrow`` (every width
+divided by 8, a stand-in for two CPU cores) of :mod:`rvae.lcvae_nets`, registered when that module
+is imported (not from here: a method module imports no network code, so that looking methods up
+changes no chapter's recorded modules).
 """
 from __future__ import annotations
 
@@ -110,3 +114,4 @@ def clip_encoder_weights(nets: dict[str, nn.Module], config: LCVAEConfig) -> Non
 register(Method("lc_vae", "Looser is worse, sec. 4",
                 "the ELBO plus lambda * sum omega over paired halves of the batch; encoder clipped to [-c, c]",
                 LCVAEConfig, lc_vae_losses, post_step=(clip_encoder_weights,)))
+
