@@ -57,3 +57,12 @@ def test_parts_a_run_could_not_do_are_listed_with_their_reason():
     page = render_status([run, _result("01_a", "quick", [True])], {"05_c": "s1", "01_a": "s1"}, {})
     assert "Not run: **fashion_mnist**: images missing \\| see README" in page
     assert page.count("Not run:") == 1
+
+
+def test_a_claim_whose_test_computed_nothing_is_listed_without_numbers():
+    run = _result("06_d", "full", [True, True])
+    run["claims"][0].update(effect=None, interval=[None, None], verdict="inconclusive", test="outside the β ladder")
+    run["claims"][1].update(interval=[None, 0.3])
+    page = render_status([run], {"06_d": "s1"}, {"06_d": "D"})
+    assert "| claim 0 | p | o | not computed | outside the β ladder (n = 1000) |" in page
+    assert "| claim 1 | p | o | +0.05 [–, +0.3] |" in page

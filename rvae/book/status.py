@@ -27,10 +27,17 @@ def freshness(record: dict[str, Any], current_source_hash: str | None) -> str:
 
 
 def _interval(claim: dict[str, Any]) -> str:
+    """'effect [low, high]'; a value the test could not compute (NaN, stored as null) shows as '–'."""
     if claim.get("interval") is None:
         return ""
     low, high = claim["interval"]
-    return f"{claim['effect']:+.3g} [{low:+.3g}, {high:+.3g}]"
+    if claim.get("effect") is None and low is None and high is None:
+        return "not computed"
+    return " ".join([_signed(claim.get("effect")), f"[{_signed(low)}, {_signed(high)}]"])
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3g}"
 
 
 def _verdict(claim: dict[str, Any]) -> str:
