@@ -171,7 +171,7 @@ search_directions = 64            # rays per latent point of every class-radius 
 search_max_radius = 6.0           # how far each ray is marched; a boundary farther away is not found; valid: (0, inf)
 search_refine_rounds = 16         # rounds of local refinement around the best ray; valid: [0, inf)
 lattice_clamp_scale = 2.0         # example 2.2's second generator clamp(s z, -5, 5), with unequal classes; valid: (0, inf)
-dirichlet_draws = 2000            # random class distributions over K = 25 classes for theorems 3.1 and 3.2; valid: [1, inf)
+dirichlet_draws = 2000            # random class distributions over the 25 classes for theorems 3.1 and 3.2; valid: [1, inf)
 gan_steps = [200, 1000]           # GAN training lengths; one GAN per (steps, width, learning rate, seed); valid: [1, inf)
 gan_hidden = [16, 128]            # generator widths (3 hidden ReLU layers); valid: [1, inf)
 gan_learning_rates = [0.001]      # Adam step sizes of both players; valid: (0, inf)
