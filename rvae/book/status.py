@@ -27,7 +27,8 @@ def freshness(record: dict[str, Any], current_source_hash: str | None) -> str:
 
 
 def _interval(claim: dict[str, Any]) -> str:
-    """'effect [low, high]'; a value the test could not compute (NaN, stored as null) shows as '–'."""
+    """'effect [low, high]'; a value the test could not compute (NaN, stored as null) shows as '–',
+    and 'not computed' when it computed none of the three."""
     if claim.get("interval") is None:
         return ""
     low, high = claim["interval"]

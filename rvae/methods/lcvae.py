@@ -114,4 +114,3 @@ def clip_encoder_weights(nets: dict[str, nn.Module], config: LCVAEConfig) -> Non
 register(Method("lc_vae", "Looser is worse, sec. 4",
                 "the ELBO plus lambda * sum omega over paired halves of the batch; encoder clipped to [-c, c]",
                 LCVAEConfig, lc_vae_losses, post_step=(clip_encoder_weights,)))
-
