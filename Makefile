@@ -20,11 +20,20 @@ book: $(INSTALLED)
 ## test: unit tests, nbval over notebooks/ (quick profile), and the strict book build
 test: unit notebooks build-check
 
-unit: $(INSTALLED)
-	$(BIN)/python -m pytest tests
+# Two pytest workers, one torch thread each (two 2-thread processes on two cores slow each other
+# many times over). JOBS=1 runs everything in one process.
+JOBS ?= 2
+THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
+unit: $(INSTALLED)
+	$(THREADS) $(BIN)/python -m pytest -n $(JOBS) tests
+
+# One notebook per worker (--dist loadfile keeps a notebook's cells together, in order); the
+# kernels run on one thread, as the quick profile's pinned outputs were made (notebooks/conftest.py);
+# the checked cells are compared by their words, not their digits (notebooks/nbval_sanitize.cfg).
 notebooks: $(INSTALLED)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	$(THREADS) $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
 build-check: $(INSTALLED)
 	$(BIN)/rvae book --no-progress

@@ -157,7 +157,7 @@ def test_methods_name_shows_one_method():
 
 def test_methods_unknown_name_is_one_line():
     result = run_cli("methods", "gan")
-    _assert_one_line_error(result, "unknown method 'gan'", "valid: avae, avae_ss, beta_vae, elbo")
+    _assert_one_line_error(result, "unknown method 'gan'", "valid: aae, avae, avae_ss, beta_vae, elbo")
 
 
 def test_pin_outputs_from_the_executed_copy_needs_a_current_quick_run(mini_book):
@@ -178,3 +178,35 @@ def test_pin_outputs_from_the_executed_copy_needs_a_current_quick_run(mini_book)
     assert "steps 3 rate 0.5" in text and "Checks: 1 of 1 pass" in text
     assert pinned.cells[-1].execution_count == sum(cell.cell_type == "code" for cell in pinned.cells)  # as nbval counts
     assert not any(cell.outputs for cell in pinned.cells[:-1] if cell.cell_type == "code")
+
+
+THREADS_BODY = (
+    "import torch\n"
+    "from rvae.book.results import report\n"
+    "print('torch threads', torch.get_num_threads())\n"
+    "report({'threads': torch.get_num_threads()}, [], [])\n"
+)
+
+
+def test_quick_runs_on_one_thread_and_full_on_what_the_environment_gives(mini_book, monkeypatch):
+    """Quick's outputs are pinned for nbval, so its thread count must not depend on the machine."""
+    make_chapter(mini_book, "02_threads", THREADS_BODY, profiles="FULL_PROFILE = {'steps': 10}")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    for profile, expected in (("quick", 1), ("full", 2)):
+        result = run_cli("run", "02_threads", "--profile", profile, "--no-progress", root=mini_book)
+        assert result.returncode == 0, result.stderr
+        filed = json.loads((mini_book / "results" / "02_threads" / f"{profile}.json").read_text())
+        assert filed["metrics"]["threads"] == expected
+        assert filed["provenance"]["threads"] == expected
+
+
+def test_nbval_and_the_makefile_give_kernels_the_quick_profiles_threads():
+    from rvae.book.runner import QUICK_ENVIRONMENT
+
+    from conftest import REPO
+    makefile = (REPO / "Makefile").read_text()
+    threads_line = next(line for line in makefile.splitlines() if line.startswith("THREADS :="))
+    assert dict(pair.split("=") for pair in threads_line.split(":=", 1)[1].split()) == QUICK_ENVIRONMENT
+    notebooks_recipe = makefile.split("\nnotebooks:", 1)[1].split("\n\n", 1)[0]
+    assert "$(THREADS)" in notebooks_recipe and "--dist loadfile" in notebooks_recipe
+    assert "QUICK_ENVIRONMENT" in (REPO / "notebooks" / "conftest.py").read_text()

@@ -565,7 +565,9 @@ def test_every_method_gives_the_previous_implementations_loss_and_logs(key, one_
     assert losses["vae"].item() == pytest.approx(case["loss"], rel=1e-6)
     assert set(logs) == set(case["logs"])
     for name, value in case["logs"].items():
-        assert logs[name] == pytest.approx(value, rel=1e-5), name
+        # abs: a log of about 1e-3 (se_rho's adversarial coupling) differs by 1.0e-6 between the Intel
+        # Xeon that wrote the file and an AMD EPYC: float32 kernels sum in another order
+        assert logs[name] == pytest.approx(value, rel=1e-5, abs=1e-5), name
 
 
 def test_the_reference_file_covers_every_method_of_the_refactor():

@@ -131,3 +131,43 @@ def test_no_helper_is_defined_in_two_chapters():
             owners.setdefault(name, []).append(path.stem)
     repeated = {name: chapters for name, chapters in owners.items() if len(chapters) > 1}
     assert not repeated, f"helpers defined in more than one chapter: {repeated}"
+
+
+# ------------------------------------------------------------------------------------------ nbval's sanitizer
+def _sanitized(text: str) -> str:
+    """``text`` as nbval compares it under notebooks/nbval_sanitize.cfg (the Makefile's option)."""
+    from nbval.plugin import get_sanitize_patterns
+    patterns = get_sanitize_patterns((REPO / "notebooks" / "nbval_sanitize.cfg").read_text())
+    assert len(patterns) == 3                         # a pattern lost to an edit would pass silently
+    for regex, replace in patterns:
+        text = re.sub(regex, replace, text)
+    return text
+
+
+STORED = """Claims (2): 1 hold, 0 fail, 1 inconclusive
+ 1. HOLDS        SE has higher adversarial accuracy than the VAE at ε=0.1
+                 test:   +0.325 [+0.281, +0.335] (claimed > 0; exact McNemar, n = 200, p =
+                         9.22e-19)
+ 2. UNDERTRAINED the bound holds (Clopper-Pearson)
+                 gate:   VAE nominal accuracy 0.36 (gate >= 0.6: FAILED)
+"""
+
+
+def test_the_sanitizer_ignores_digits_and_line_breaks():
+    """Another CPU's digits, and the line breaks a longer number moves, compare equal."""
+    fresh = """Claims (2): 1 hold, 0 fail, 1 inconclusive
+ 1. HOLDS        SE has higher adversarial accuracy than the VAE at ε=0.1
+                 test:   +0.3251 [+0.2809, +0.3352] (claimed > 0; exact McNemar, n = 200,
+                         p = 1.07e-18)
+ 2. UNDERTRAINED the bound holds (Clopper-
+                 Pearson)
+                 gate:   VAE nominal accuracy 0.365 (gate >= 0.6: FAILED)
+"""
+    assert _sanitized(fresh) == _sanitized(STORED)
+
+
+@pytest.mark.parametrize(("old", "new"), [("HOLDS ", "FAILS "), ("FAILED", "passed"), ("1 hold", "1 fail"),
+                                          ("UNDERTRAINED", "INCONCLUSIVE"), ("than the VAE", "than the AAE")])
+def test_the_sanitizer_keeps_every_word(old, new):
+    """A verdict, a gate's outcome or a word of a claim that changes still fails nbval."""
+    assert _sanitized(STORED.replace(old, new, 1)) != _sanitized(STORED)

@@ -13,7 +13,7 @@ import nbformat
 from rvae.atomic import atomic_write_text
 from rvae.book import provenance
 from rvae.book.chapters import book_root, get_chapter
-from rvae.book.runner import KERNEL_NAME, environment, profile_copy_path
+from rvae.book.runner import KERNEL_NAME, environment, profile_copy_path, profile_environment
 from rvae.errors import ChapterExecutionError
 
 CHECK_TAG = "nbval-check-output"
@@ -72,7 +72,7 @@ def pin_outputs(name: str, from_executed: bool = False) -> int:
         from nbclient import NotebookClient
 
         executed = nbformat.read(chapter.path, as_version=4)
-        with environment(RVAE_PROGRESS="0"):
+        with environment(RVAE_PROGRESS="0", **profile_environment("quick")):
             NotebookClient(executed, kernel_name=KERNEL_NAME, timeout=1800,
                            resources={"metadata": {"path": str(root)}}).execute()
         ran_cells = executed.cells

@@ -31,6 +31,12 @@ KERNEL_NAME = "python3"
 EXECUTED_DIR = Path("book") / "chapters"         # what the book shows: one copy per chapter
 PROFILE_COPIES_DIR = Path("book") / "executed"  # every profile's latest executed copy
 PROVENANCE_TAG = "rvae-provenance"
+#: The quick profile runs its kernel on one thread: torch's reductions split work by thread count, so
+#: two threads and one end with different weights. Pinning the thread count makes quick's outputs
+#: (what nbval compares) the same on any machine, and lets CI run two chapters side by side on two
+#: cores. nbval's kernels get the same variables from notebooks/conftest.py. Full and paper runs
+#: keep torch's default (every core).
+QUICK_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -162,6 +168,19 @@ def check_device(device: str) -> None:
             raise ParameterError("--device cuda was asked for, but torch sees no CUDA device here")
 
 
+def profile_environment(profile: str) -> dict[str, str | None]:
+    """The kernel's thread variables for ``profile``: QUICK_ENVIRONMENT at quick, else unchanged (None)."""
+    return dict(QUICK_ENVIRONMENT) if profile == "quick" else {name: None for name in QUICK_ENVIRONMENT}
+
+
+def kernel_threads(profile: str) -> int:
+    """How many threads torch uses in a kernel started for ``profile`` (recorded in the provenance)."""
+    if profile == "quick":
+        return int(QUICK_ENVIRONMENT["OMP_NUM_THREADS"])
+    configured = os.environ.get("OMP_NUM_THREADS", "")
+    return int(configured) if configured.isdigit() and int(configured) > 0 else (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def environment(**variables: str | None) -> Iterator[None]:
     """Set (or, with None, leave unchanged) environment variables for the kernel, then restore."""
@@ -244,7 +263,8 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
         metrics_file = scratch_path / "metrics.json"
         output = scratch_path / f"{chapter.name}.ipynb"
         with environment(**{RESULTS_FILE_VARIABLE: str(metrics_file), "RVAE_DATA": data_root,
-                            "RVAE_PROGRESS": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}):
+                            "RVAE_PROGRESS": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+                            **profile_environment(profile)}):
             try:
                 papermill.execute_notebook(
                     str(chapter.path), str(output), parameters=values, kernel_name=KERNEL_NAME,
@@ -259,7 +279,8 @@ def run_chapter(name: str, profile: str = "quick", overrides: dict[str, str] | N
         record = {
             "chapter": chapter.name, "title": chapter.title, "profile": profile,
             "parameters": values, "overrides": typed_overrides, "device": device,
-            "hardware": hardware_description(device), "data": reported.get("data", {}),
+            "hardware": hardware_description(device), "threads": kernel_threads(profile),
+            "data": reported.get("data", {}),
             "git_revision": revision,
             "notebook_source_hash": source_hash,
             "package_modules": reported.get("package_modules"),
