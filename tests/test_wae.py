@@ -15,8 +15,8 @@ from rvae.errors import ParameterError
 from rvae.methods import get_method, register
 from rvae.methods.aae import AAEConfig, aae_losses, aae_networks, encode_codes
 from rvae.methods.gan import MLPDiscriminator, discriminator_loss, generator_loss, prior_sample
-from rvae.methods.wae import (IMQ_SCALES, WAEGANConfig, WAEMMDConfig, imq_kernel, mmd_u, squared_error_cost,
-                              wae_gan_losses, wae_mmd_losses)
+from rvae.kernels import IMQ_SCALES, imq_kernel, mmd_u, polynomial_kernel
+from rvae.methods.wae import WAEGANConfig, WAEMMDConfig, squared_error_cost, wae_gan_losses, wae_mmd_losses
 from rvae.nets import build_vae
 from rvae.train import TrainConfig, sample_images, train
 
@@ -58,6 +58,8 @@ def test_the_imq_kernel_matches_a_hand_value():
     assert imq_kernel(a, a).item() == pytest.approx(len(IMQ_SCALES), rel=1e-6)          # k(x, x) = 1 per scale
     hand_wide = sum(8 * s / (8 * s + 5) for s in IMQ_SCALES)                            # prior variance 2
     assert imq_kernel(a, b, prior_variance=2.0).item() == pytest.approx(hand_wide, rel=1e-6)
+    u, w = torch.tensor([[1.0, 2.0, 0.0]]), torch.tensor([[3.0, -1.0, 2.0]])           # u.w = 1, d = 3
+    assert polynomial_kernel(u, w).item() == pytest.approx((1 / 3 + 1) ** 3, rel=1e-6)
 
 
 def test_the_u_statistic_is_unbiased_where_the_plug_in_estimate_is_not():
@@ -268,3 +270,10 @@ def test_bad_config_values_are_one_line_naming_the_field(name, fields, field):
     with pytest.raises(ParameterError) as error:
         get_method(name).make_config(**fields)
     assert str(error.value).startswith(f"{field} of ") and "\n" not in str(error.value)
+
+
+def test_the_penalty_has_a_finite_gradient_where_codes_coincide():
+    """The within-sample kernel matrix meets each code itself (distance 0): the gradient stays finite."""
+    codes = torch.zeros(4, 3, requires_grad=True)
+    (grad,) = torch.autograd.grad(mmd_u(codes, torch.randn(5, 3, generator=_gen(0))), [codes])
+    assert torch.isfinite(grad).all()

@@ -8,7 +8,7 @@ Q_Z = P_Z of the expected cost. Here c(x, y) = cost_weight * ||x - y||^2 (summed
 WAE authors use 0.05 for MNIST), and the code is the encoder mean (deterministic, as theirs) or a
 draw from q(z|x) (see :class:`rvae.methods.aae.AAEConfig`).
 
-- ``wae_mmd``: D_Z = MMD_k^2, estimated by the unbiased U-statistic (:func:`mmd_u`) between the
+- ``wae_mmd``: D_Z = MMD_k^2, estimated by the unbiased U-statistic (:func:`rvae.kernels.mmd_u`) between the
   batch's codes and as many prior draws, with the inverse multiquadric kernel
   k(x, y) = C / (C + ||x - y||^2) summed over C = 2 d sigma^2 * s for the scales s of the WAE
   authors' code (0.1, 0.2, 0.5, 1, 2, 5, 10), sigma^2 = 1 the prior's variance; lambda = 10
@@ -22,16 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
+from rvae.kernels import IMQ_SCALES, imq_kernel, mmd_u
 from rvae.methods import Method, ParameterGroup, register
 from rvae.methods.aae import ENCODER_KINDS, encode_codes, latent_adversary_terms, latent_discriminator
 from rvae.methods.gan import GAN_BETAS, prior_sample
 from rvae.params import CheckedConfig, option
 
-#: The kernel scales of the WAE authors' code: C = 2 d sigma^2 * s for each s.
-IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 WAE_BETAS = (0.5, 0.999)
 
 _ENCODER_HELP = "the code z~: the encoder mean (deterministic) or a draw from q(z|x) (gaussian)"
@@ -54,29 +52,6 @@ class WAEGANConfig(CheckedConfig):
     encoder: str = option("deterministic", _ENCODER_HELP, _ENCODER_VALID)
     discriminator_hidden: int = option(512, "units per hidden layer of D(z) (the WAE paper's MNIST D)", "[1, inf)")
     discriminator_depth: int = option(4, "hidden layers of D(z) (the WAE paper's MNIST D)", "[1, inf)")
-
-
-def imq_kernel(a: Tensor, b: Tensor, scales: tuple[float, ...] = IMQ_SCALES, prior_variance: float = 1.0) -> Tensor:
-    """sum_s C_s / (C_s + ||a_i - b_j||^2), C_s = 2 d prior_variance s: the (N, M) kernel matrix."""
-    squared = torch.cdist(a, b).pow(2)
-    base = 2.0 * a.shape[1] * prior_variance
-    return sum(base * s / (base * s + squared) for s in scales)
-
-
-def mmd_u(a: Tensor, b: Tensor, kernel=imq_kernel) -> Tensor:
-    """The unbiased U-statistic of MMD_k^2 between samples a (N, d) and b (M, d), N, M >= 2:
-
-    sum_{i != j} k(a_i, a_j) / (N (N - 1)) + sum_{i != j} k(b_i, b_j) / (M (M - 1)) - 2 mean_{i, j} k(a_i, b_j).
-
-    Its expectation is the population MMD^2 (it can be negative on a sample).
-    """
-    n, m = len(a), len(b)
-    if n < 2 or m < 2:
-        raise ValueError(f"the U-statistic needs at least two points in each sample; got {n} and {m}")
-    k_aa, k_bb, k_ab = kernel(a, a), kernel(b, b), kernel(a, b)
-    within_a = (k_aa.sum() - k_aa.diagonal().sum()) / (n * (n - 1))
-    within_b = (k_bb.sum() - k_bb.diagonal().sum()) / (m * (m - 1))
-    return within_a + within_b - 2 * k_ab.mean()
 
 
 def squared_error_cost(x: Tensor, reconstruction: Tensor, cost_weight: float) -> Tensor:
