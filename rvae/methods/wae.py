@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from rvae.kernels import IMQ_SCALES, imq_kernel, mmd_u
 from rvae.methods import Method, ParameterGroup, register
 from rvae.methods.aae import ENCODER_KINDS, encode_codes, latent_adversary_terms, latent_discriminator
 from rvae.methods.gan import GAN_BETAS, prior_sample
@@ -64,6 +63,9 @@ def wae_mmd_losses(x: Tensor, nets, config: WAEMMDConfig, generator=None):
     model = nets["vae"]
     codes, _, _ = encode_codes(model, x, config.encoder, generator)
     cost = squared_error_cost(x, model.decode(codes), config.cost_weight).mean()
+    # imported here, not at the top: finding a method imports every method module, and a chapter
+    # counts every non-method module it loaded (rvae.book.provenance); this one counts where it is used
+    from rvae.kernels import IMQ_SCALES, imq_kernel, mmd_u
     prior = prior_sample(len(codes), codes.shape[1], generator, codes.device)
     mmd = mmd_u(codes, prior, lambda a, b: imq_kernel(a, b, IMQ_SCALES, config.prior_variance))
     return {"vae": cost + config.weight * mmd}, {"cost": cost.item(), "mmd": mmd.item()}
