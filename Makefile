@@ -28,11 +28,12 @@ THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 unit: $(INSTALLED)
 	$(THREADS) $(BIN)/python -m pytest -n $(JOBS) tests
 
-# One notebook per worker (--dist loadfile keeps a notebook's cells together, in order); the
-# kernels run on one thread, as the quick profile's pinned outputs were made (notebooks/conftest.py);
+# One notebook per worker (--dist loadfile keeps a notebook's cells together, in order), longest
+# first (notebooks/conftest.py orders them; --no-loadscope-reorder keeps that order); the kernels
+# run on one thread, as the quick profile's pinned outputs were made (notebooks/conftest.py);
 # the checked cells are compared by their words, not their digits (notebooks/nbval_sanitize.cfg).
 notebooks: $(INSTALLED)
-	$(THREADS) $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
+	$(THREADS) $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
 build-check: $(INSTALLED)

@@ -149,3 +149,17 @@ def test_profile_value_outside_the_valid_values_is_refused(mini_book):
     make_chapter(mini_book, "02_bad", "pass", profiles="PAPER_PROFILE = {'steps': 0}")
     with pytest.raises(ParameterError, match=r"parameter 'steps' of chapter 02_bad must be in \[1, inf\); got 0"):
         chapters.get_chapter("02_bad").profiles
+
+
+def test_a_list_spec_ending_in_or_empty_admits_the_empty_list_and_checks_the_rest():
+    parsed = parse_parameters_cell("extra = []  # more weights; valid: [0, inf) or empty\n"
+                                   "radii = [0.1]  # attack radii; valid: [0, 1]", "test")
+    extra = parsed["extra"]
+    assert extra.empty_allowed and extra.valid_text == "[0, inf) or empty" and extra.help == "more weights"
+    assert extra.parse("[]", "chapter 01_demo") == [] and extra.parse("[2, 3.5]", "chapter 01_demo") == [2.0, 3.5]
+    with pytest.raises(ParameterError, match=r"must hold values in \[0, inf\)"):
+        extra.parse("[-1.0]", "chapter 01_demo")
+    with pytest.raises(ParameterError, match="non-empty list"):                 # without 'or empty'
+        parsed["radii"].parse("[]", "chapter 01_demo")
+    with pytest.raises(ParameterError, match="is no list"):
+        parse_parameters_cell("steps = 3  # training steps; valid: [1, inf) or empty", "test")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -138,7 +139,7 @@ def _sanitized(text: str) -> str:
     """``text`` as nbval compares it under notebooks/nbval_sanitize.cfg (the Makefile's option)."""
     from nbval.plugin import get_sanitize_patterns
     patterns = get_sanitize_patterns((REPO / "notebooks" / "nbval_sanitize.cfg").read_text())
-    assert len(patterns) == 3                         # a pattern lost to an edit would pass silently
+    assert len(patterns) == 7                         # a pattern lost to an edit would pass silently
     for regex, replace in patterns:
         text = re.sub(regex, replace, text)
     return text
@@ -153,21 +154,56 @@ STORED = """Claims (2): 1 hold, 0 fail, 1 inconclusive
 """
 
 
-def test_the_sanitizer_ignores_digits_and_line_breaks():
-    """Another CPU's digits, and the line breaks a longer number moves, compare equal."""
-    fresh = """Claims (2): 1 hold, 0 fail, 1 inconclusive
+def test_the_sanitizer_ignores_digits_line_breaks_and_what_a_quick_runs_data_decide():
+    """Another CPU's digits, the line breaks a longer number moves, and the verdicts, gate outcomes
+    and test cases they tip compare equal."""
+    fresh = """Claims (2): 2 hold, 0 fail, 0 inconclusive
  1. HOLDS        SE has higher adversarial accuracy than the VAE at ε=0.1
-                 test:   +0.3251 [+0.2809, +0.3352] (claimed > 0; exact McNemar, n = 200,
-                         p = 1.07e-18)
- 2. UNDERTRAINED the bound holds (Clopper-
+                 test:   +0.3251 [+0.2809, +0.3352] (claimed > 0; exact McNemar (no discordant
+                         images), n = 200, p = 1.07e-18)
+ 2. HOLDS        the bound holds (Clopper-
                  Pearson)
-                 gate:   VAE nominal accuracy 0.365 (gate >= 0.6: FAILED)
+                 gate:   VAE nominal accuracy 0.365 (gate >=
+                         0.6: passed)
 """
     assert _sanitized(fresh) == _sanitized(STORED)
 
 
-@pytest.mark.parametrize(("old", "new"), [("HOLDS ", "FAILS "), ("FAILED", "passed"), ("1 hold", "1 fail"),
-                                          ("UNDERTRAINED", "INCONCLUSIVE"), ("than the VAE", "than the AAE")])
-def test_the_sanitizer_keeps_every_word(old, new):
-    """A verdict, a gate's outcome or a word of a claim that changes still fails nbval."""
+CHECKS = """Checks: 2 of 2 pass
+ 1. PASSES       the closed form is the minimiser
+                 ours:   max |difference| 3e-07
+ 2. PASSES       the gradient of unobserved rows is zero
+"""
+
+
+@pytest.mark.parametrize(("old", "new"), [("PASSES       the closed", "FAILS        the closed"),
+                                          ("the gradient", "the Hessian")])
+def test_the_sanitizer_keeps_each_checks_outcome_and_every_word(old, new):
+    """A check that starts failing, or a changed word of a check, still fails nbval."""
+    assert _sanitized(CHECKS.replace(old, new, 1)) != _sanitized(CHECKS)
+
+
+@pytest.mark.parametrize(("old", "new"), [("than the VAE", "than the AAE"), ("exact McNemar", "paired bootstrap"),
+                                          ("VAE nominal", "SE nominal")])
+def test_the_sanitizer_keeps_every_word_of_a_claim(old, new):
+    """A claim's statement, test or gate that changes still fails nbval."""
     assert _sanitized(STORED.replace(old, new, 1)) != _sanitized(STORED)
+
+
+def test_nbval_collects_the_longest_recorded_chapter_first_and_keeps_each_chapters_cell_order(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("notebooks_conftest", REPO / "notebooks" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for chapter, seconds in (("01_a", 40.0), ("02_b", 300.0)):
+        (tmp_path / chapter).mkdir()
+        (tmp_path / chapter / "quick.json").write_text(json.dumps({"provenance": {"wall_seconds": seconds}}))
+    monkeypatch.setattr(module, "RESULTS", tmp_path)
+    items = [SimpleNamespace(fspath=f"/x/notebooks/{chapter}.ipynb", cell=cell)
+             for chapter in ("01_a", "02_b", "03_new") for cell in range(3)]
+    module.pytest_collection_modifyitems(items)
+    assert [(Path(i.fspath).stem, i.cell) for i in items] == [
+        ("03_new", 0), ("03_new", 1), ("03_new", 2), ("02_b", 0), ("02_b", 1), ("02_b", 2),
+        ("01_a", 0), ("01_a", 1), ("01_a", 2)]

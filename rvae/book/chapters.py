@@ -50,6 +50,14 @@ class Parameter:
     default: Any
     help: str = ""
     valid: Valid | None = None
+    empty_allowed: bool = False      # a list parameter whose spec ends "or empty": [] is valid too
+
+    @property
+    def valid_text(self) -> str:
+        """The valid values as the parameters cell states them ('' when none are stated)."""
+        if self.valid is None:
+            return ""
+        return f"{self.valid} or empty" if self.empty_allowed else str(self.valid)
 
     @property
     def type_name(self) -> str:
@@ -94,6 +102,8 @@ class Parameter:
     def check(self, value: Any, where: str) -> Any:
         """Accept an already-typed value (ints for floats too) within the valid values, or raise ParameterError."""
         value = self._typed(value, where)
+        if self.empty_allowed and isinstance(value, (list, tuple)) and len(value) == 0:
+            return value
         if self.valid is not None:
             self.valid.check(f"parameter {self.name!r}", value, where)
         return value
@@ -131,18 +141,22 @@ def _comments_by_line(source: str) -> dict[int, str]:
 
 
 _VALID = re.compile(r"(?:^|;\s*)valid:\s*(.*)$")
+_OR_EMPTY = re.compile(r",?\s+or\s+empty\s*$")
 
 
-def _split_help(comment: str, name: str, where: str) -> tuple[str, Valid | None]:
-    """'help text; valid: [1, inf)' -> ('help text', Valid)."""
+def _split_help(comment: str, name: str, where: str) -> tuple[str, Valid | None, bool]:
+    """'help text; valid: [1, inf)' -> ('help text', Valid, False); a spec ending in 'or empty'
+    (a list that may be empty, e.g. 'valid: [0, inf) or empty') gives True."""
     found = _VALID.search(comment)
     if not found:
-        return comment, None
+        return comment, None, False
+    spec = found.group(1)
+    empty_allowed = bool(_OR_EMPTY.search(spec))
     try:
-        valid = Valid.parse(found.group(1))
+        valid = Valid.parse(_OR_EMPTY.sub("", spec))
     except ValueError as error:
         raise ParameterError(f"{where}: parameter {name!r}: {error}") from None
-    return comment[:found.start()].strip(), valid
+    return comment[:found.start()].strip(), valid, empty_allowed
 
 
 def parse_parameters_cell(source: str, where: str) -> dict[str, Parameter]:
@@ -174,9 +188,11 @@ def parse_parameters_cell(source: str, where: str) -> dict[str, Parameter]:
         if declared not in _TYPES.values():
             raise ParameterError(f"{where}: parameter {name!r} has a default of unsupported type "
                                  f"{type(default).__name__}")
-        help_text, valid = _split_help(comments.get(node.lineno, ""), name, where)
-        parameter = Parameter(name, declared, default, help_text, valid)
-        parameters[name] = Parameter(name, declared, parameter.check(default, where), help_text, valid)
+        help_text, valid, empty_allowed = _split_help(comments.get(node.lineno, ""), name, where)
+        if empty_allowed and declared not in (list, tuple):
+            raise ParameterError(f"{where}: parameter {name!r} is no list, so it cannot be 'or empty'")
+        parameter = Parameter(name, declared, default, help_text, valid, empty_allowed)
+        parameters[name] = Parameter(name, declared, parameter.check(default, where), help_text, valid, empty_allowed)
     return parameters
 
 

@@ -15,7 +15,7 @@ def _list(arguments: argparse.Namespace) -> None:
         width = max((len(f"{p.name}: {p.type_name} = {p.default!r}") for p in parameters), default=0)
         for p in parameters:
             signature = f"{p.name}: {p.type_name} = {p.default!r}"
-            valid = f"  valid: {p.valid}" if p.valid else ""
+            valid = f"  valid: {p.valid_text}" if p.valid else ""
             print(f"    {signature:<{width}}  {p.help}{valid}".rstrip())
         print("    quick profile: the defaults above")
         for profile in PROFILES[1:]:
