@@ -121,7 +121,7 @@ observation_variance = 0.05       # v, the VAE's and AAE's Gaussian decoder vari
 batch_size = 100                  # training batch size (the WAE paper's); valid: [2, inf)
 learning_rate = 0.001             # Adam step size of every group (the WAE paper's); valid: (0, inf)
 train_steps = 400                 # training steps per model (full: 6000, 10 epochs at batch 100); valid: [1, inf)
-wae_cost_weight = 0.05            # WAE cost c(x, y) = w ||x - y||^2 (the WAE code's MNIST value); valid: (0, inf)
+wae_cost_weight = 0.05            # the WAE cost c(x, y) is w ||x - y||^2 (the WAE code's MNIST value); valid: (0, inf)
 mmd_weight = 10.0                 # WAE-MMD's lambda (the WAE paper's MNIST value); valid: [0, inf)
 gan_weight = 1.0                  # WAE-GAN's lambda (the WAE paper's MNIST value); valid: [0, inf)
 aae_weight = 1.0                  # the AAE encoder's adversarial weight (the slides give none); valid: [0, inf)
