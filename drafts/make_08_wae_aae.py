@@ -150,6 +150,7 @@ checkpoint_dir = ""               # where to keep training checkpoints, empty fo
 
 code(r'''
 import math
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -283,8 +284,10 @@ class Features(torch.nn.Module):
 
 def distances(feature_net, real, fake, image_shape):
     fid = FrechetInceptionDistance(feature=feature_net, input_img_size=image_shape, normalize=True)
-    kid = KernelInceptionDistance(feature=feature_net, subsets=kid_subsets, subset_size=min(kid_subset_size, len(fake)),
-                                  normalize=True)
+    with warnings.catch_warnings():      # KID warns that it keeps every feature: a few thousand rows of 128 here
+        warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all extracted")
+        kid = KernelInceptionDistance(feature=feature_net, subsets=kid_subsets,
+                                      subset_size=min(kid_subset_size, len(fake)), normalize=True)
     for metric in (fid, kid):
         metric.update(real, real=True)
         metric.update(fake, real=False)
