@@ -200,6 +200,10 @@ def test_quick_runs_on_one_thread_and_full_on_what_the_environment_gives(mini_bo
         filed = json.loads((mini_book / "results" / "02_threads" / f"{profile}.json").read_text())
         assert filed["metrics"]["threads"] == expected
         assert filed["provenance"]["threads"] == expected
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")                   # the smallest count set is torch's
+    assert run_cli("run", "02_threads", "--profile", "full", "--no-progress", root=mini_book).returncode == 0
+    filed = json.loads((mini_book / "results" / "02_threads" / "full.json").read_text())
+    assert filed["metrics"]["threads"] == filed["provenance"]["threads"] == 1
 
 
 def test_nbval_and_the_makefile_give_kernels_the_quick_profiles_threads():

@@ -175,10 +175,10 @@ def profile_environment(profile: str) -> dict[str, str | None]:
 
 def kernel_threads(profile: str) -> int:
     """How many threads torch uses in a kernel started for ``profile`` (recorded in the provenance)."""
-    if profile == "quick":
-        return int(QUICK_ENVIRONMENT["OMP_NUM_THREADS"])
-    configured = os.environ.get("OMP_NUM_THREADS", "")
-    return int(configured) if configured.isdigit() and int(configured) > 0 else (os.cpu_count() or 1)
+    variables = QUICK_ENVIRONMENT if profile == "quick" else os.environ
+    counts = [int(variables[name]) for name in QUICK_ENVIRONMENT
+              if variables.get(name, "").isdigit() and int(variables[name]) > 0]
+    return min(counts) if counts else (os.cpu_count() or 1)       # torch takes the smallest one set
 
 
 @contextlib.contextmanager
