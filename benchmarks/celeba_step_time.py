@@ -9,25 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import torch
-
 import rvae.celeba_nets  # noqa: F401  (registers celeba_conv and celeba_conv_narrow)
 from rvae.methods import get_method
-from rvae.nets import build_vae
-from rvae.train import TrainConfig, train
-
-WARM_UP = 2
-
-
-def seconds_per_step(method: str, config, architecture: str, size: int, device: str, steps: int, batch: int) -> float:
-    """Wall time per training step (rvae.train.train's own timing) on one fixed batch of random faces."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_vae(architecture, (3, size, size), latent_dim=64)
-    x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-    train(model, lambda generator: x, TrainConfig(method, config, steps=WARM_UP), device, progress=False)
-    return train(model, lambda generator: x, TrainConfig(method, config, steps=steps), device,
-                 progress=False).seconds_per_step
+from step_time import seconds_per_step     # this folder's generic step timer (the script's folder is on sys.path)
 
 
 def main() -> None:
@@ -37,12 +21,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
     se = dataclasses.replace(get_method("se").config(), selection_budget=5)
-    print(f"device {args.device}, batch {args.batch}, {args.steps} timed steps after {WARM_UP} warm-up steps")
+    print(f"device {args.device}, batch {args.batch}, {args.steps} timed steps after a few warm-up steps")
     print(f"{'network':22}{'image':>7}{'VAE ms':>10}{'SE L=5 ms':>11}{'factor':>8}")
     for architecture, size in [("celeba_conv", 64), ("celeba_conv_narrow", 64), ("celeba_conv_narrow", 32)]:
-        vae = seconds_per_step("elbo", get_method("elbo").config(), architecture, size, args.device, args.steps,
-                               args.batch)
-        smooth = seconds_per_step("se", se, architecture, size, args.device, args.steps, args.batch)
+        shape = {"image_shape": (3, size, size), "latent_dim": 64}
+        vae = seconds_per_step("elbo", get_method("elbo").config(), architecture, args.device, args.steps, args.batch,
+                               **shape)
+        smooth = seconds_per_step("se", se, architecture, args.device, args.steps, args.batch, **shape)
         print(f"{architecture:22}{size:>5}px{1000 * vae:10.1f}{1000 * smooth:11.1f}{smooth / vae:8.2f}")
 
 

@@ -22,12 +22,14 @@ from rvae.train import TrainConfig, train
 WARM_UP = 3
 
 
-def seconds_per_step(method: str, config, architecture: str, device: str, steps: int, batch: int) -> float:
-    """Wall time per training step of ``method`` on one fixed batch (rvae.train.train's own timing)."""
+def seconds_per_step(method: str, config, architecture: str, device: str, steps: int, batch: int,
+                     image_shape: tuple[int, int, int] = (3, 28, 28), latent_dim: int = 32) -> float:
+    """Wall time per training step of ``method`` on one fixed batch of random images (rvae.train.train's own
+    timing)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_vae(architecture, (3, 28, 28), latent_dim=32)
-    x = torch.rand(batch, 3, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
+        model = build_vae(architecture, image_shape, latent_dim=latent_dim)
+    x = torch.rand(batch, *image_shape, generator=torch.Generator().manual_seed(0)).to(device)
     train(model, lambda generator: x, TrainConfig(method, config, steps=WARM_UP), device, progress=False)
     result = train(model, lambda generator: x, TrainConfig(method, config, steps=steps), device, progress=False)
     return result.seconds_per_step
