@@ -140,3 +140,82 @@ def test_bad_input_is_refused_with_one_clear_line(function, value, message):
     with pytest.raises(ParameterError, match=message) as error:
         function(value)
     assert "\n" not in str(error.value)
+
+
+# ------------------------------------------------------------------------------------------- sign test, classifier
+def test_sign_test_counts_wins_drops_ties_and_matches_the_binomial():
+    from scipy.stats import binom
+    first = [3, 2, 5, 1, 4, 4, 7, 9, 0, 2]
+    second = [1, 1, 2, 2, 4, 1, 3, 3, 0, 1]          # 7 wins, 1 loss, 2 ties
+    evidence = celeba.sign_test(first, second)
+    assert evidence.n == 8 and evidence.effect == pytest.approx(7 / 8)
+    assert evidence.p_value == pytest.approx(2 * binom.sf(6, 8, 0.5))   # two-sided: P(X >= 7) + P(X <= 1)
+    assert evidence.low < 7 / 8 < evidence.high and 0 <= evidence.low and evidence.high <= 1
+    # Clopper-Pearson: the lower end is the beta quantile of (k, n - k + 1)
+    from scipy.stats import beta
+    assert evidence.low == pytest.approx(beta.ppf(0.025, 7, 2))
+
+
+def test_sign_test_is_antisymmetric_and_all_ties_say_nothing():
+    a, b = [0.9, 0.8, 0.2, 0.7, 0.6], [0.1, 0.3, 0.5, 0.2, 0.1]
+    forward, backward = celeba.sign_test(a, b), celeba.sign_test(b, a)
+    assert forward.effect == pytest.approx(1 - backward.effect)
+    assert forward.low == pytest.approx(1 - backward.high) and forward.p_value == pytest.approx(backward.p_value)
+    tied = celeba.sign_test([0.5, 0.2], [0.5, 0.2])
+    assert (tied.n, tied.effect, tied.low, tied.high) == (0, 0.5, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("first, second, message", [
+    ([1, 2], [1], "two equal, non-empty"),
+    ([], [], "two equal, non-empty"),
+    ([1, float("nan")], [0, 0], "finite"),
+])
+def test_sign_test_refuses_bad_input_in_one_line(first, second, message):
+    with pytest.raises(ParameterError, match=message) as error:
+        celeba.sign_test(first, second)
+    assert "\n" not in str(error.value)
+
+
+def test_a_probe_on_a_balanced_toy_task_beats_the_majority_rate_by_far():
+    """Two balanced Gaussian classes 4 standard deviations apart along one direction of a 16-d code: the linear
+    probe of the tables reaches the Bayes accuracy (Phi(2) ~ 0.977) on fresh points, far above the 0.5 of the
+    constant answer."""
+    from scipy.stats import norm
+    from rvae.evaluate import probe_accuracy, train_linear_probe
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.nn.functional.normalize(torch.randn(16, generator=generator), dim=0)
+
+    def sample(n):
+        labels = torch.arange(n) % 2
+        return torch.randn(n, 16, generator=generator) + (4 * labels.float() - 2)[:, None] * direction, labels
+
+    features, labels = sample(2000)
+    test_features, test_labels = sample(4000)
+    assert celeba.majority_rate(test_labels) == 0.5
+    probe = train_linear_probe(features, labels, 2, epochs=30)
+    assert probe_accuracy(probe, test_features, test_labels) == pytest.approx(norm.cdf(2), abs=0.015)
+
+
+def test_the_attribute_classifier_learns_attributes_of_the_image_and_leaves_the_global_rng_alone():
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(600, 3, 8, 8, generator=generator)
+    attributes = (torch.rand(600, 3, generator=generator) > 0.5).long()
+    images[attributes[:, 0] == 1, 0, :4, :4] = 1.0           # attribute 0: a red corner
+    images[attributes[:, 1] == 1, 2, 4:, 4:] = 0.0           # attribute 1: no blue in the opposite corner
+    state = torch.get_rng_state()
+    classifier = celeba.train_attribute_classifier(images[:500], attributes[:500], steps=1500, hidden=(64, 32))
+    assert torch.equal(torch.get_rng_state(), state)
+    accuracy = celeba.attribute_accuracy(classifier, images[500:], attributes[500:])
+    assert accuracy.shape == (3,)
+    assert accuracy[0] > 0.9 and accuracy[1] > 0.85          # functions of the pixels are learned
+    assert accuracy[2] < 0.7                                   # attribute 2, a coin flip, is not
+    assert classifier.features(images[:2]).shape == (2, 32)
+
+
+def test_the_attribute_classifier_refuses_bad_input_in_one_line():
+    images = torch.rand(10, 3, 8, 8)
+    with pytest.raises(ParameterError, match="0/1") as error:
+        celeba.train_attribute_classifier(images, torch.full((10, 2), 2), steps=1)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ParameterError, match="equally many"):
+        celeba.train_attribute_classifier(images, torch.zeros(9, 2, dtype=torch.long), steps=1)

@@ -60,3 +60,22 @@ def test_image_sizes_the_convnets_cannot_take_are_refused():
         CelebAConvEncoder((3, 40, 40), 8)
     with pytest.raises(ValueError, match="divisible by 16, not 64x72"):
         CelebAConvDecoder((3, 64, 72), 8)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full", "paper"])
+def test_the_celeba_chapter_s_profiles_name_a_network_that_fits_their_image_size(profile):
+    """The network and image size each profile of chapter 9 uses (read from the notebook) build, and map
+    faces of that size to codes and back."""
+    import rvae.celeba_nets  # noqa: F401
+    from rvae.book.chapters import get_chapter
+    chapter = get_chapter("09_celeba")
+    values = {name: p.default for name, p in chapter.parameters.items()}
+    values.update(chapter.profiles.get(profile, {}))
+    size, architecture, latent = values["image_size"], values["architecture"], values["latent_dim"]
+    assert size % 16 == 0 and architecture in {"celeba_conv", "celeba_conv_narrow"}
+    model = build_vae(architecture, (3, size, size), latent_dim=latent).eval()
+    with torch.no_grad():
+        mu, logvar = model.encode(torch.rand(2, 3, size, size))
+        assert mu.shape == logvar.shape == (2, latent)
+        assert model.decode(mu).shape == (2, 3, size, size)
+    assert (profile == "paper") == (architecture == "celeba_conv" and size == 64)
