@@ -1,7 +1,8 @@
 """Time to score MNIST test images with the pullback-metric robustness scores: batched vs naive.
 
-Batched (rvae.geometry): vmap(jacrev) encoder Jacobians per chunk, the (2d x N) factor B, and the
-eigenvalues of the small Gram matrix B B^T (2d x 2d, float64). Also timed on the same factors: the
+Batched (rvae.geometry): the encoder Jacobians of a whole chunk from one forward pass and 2d batched
+vector-Jacobian products (vmap over the cotangents "output k of every image"), the (2d x N) factor B,
+and the eigenvalues of the small Gram matrix B B^T (2d x 2d, float64, eigvalsh). Also timed on the same factors: the
 SVD route (singular values of B itself), to show what the Gram matrix saves. Naive: per image,
 torch.autograd.functional.jacobian, the explicit 784 x 784 metric G, torch.linalg.eigh. The naive
 side runs on a subset; both times are also scaled linearly to 10,000 images (the MNIST test set),

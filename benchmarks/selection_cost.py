@@ -12,6 +12,7 @@ Run by hand, alone:  RVAE_DATA=DATA_ROOT python benchmarks/selection_cost.py [--
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 
 import torch
@@ -19,22 +20,10 @@ import torch
 from rvae import data
 from rvae.book.chapters import PROFILES, book_root, get_chapter
 from rvae.book.results import result_path
-from rvae.costs import step_costs
+from rvae.costs import selection_options, step_costs
 from rvae.methods import get_method
 
 CHAPTER = "10_selection_cost"
-
-
-def chapter_options(parameters: dict) -> dict[str, tuple[str, dict]]:
-    """The chapter's options (label -> (method, fields)), built from its parameters as the chapter builds them."""
-    coupling = {"gamma": parameters["gamma"], "selection_eps": parameters["selection_eps"]}
-    reference = parameters["reference_budget"]
-    options = {"VAE": ("elbo", {}), f"SE L={reference}": ("se", dict(coupling, selection_budget=reference))}
-    options.update({f"SE L={b}": ("se", dict(coupling, selection_budget=b)) for b in parameters["plain_budgets"]})
-    options["warm"] = ("se-warm", dict(coupling, selection_budget=parameters["warm_budget"],
-                                       selection_step=parameters["warm_step"]))
-    options["free"] = ("se-free", dict(coupling, selection_step=parameters["free_step"]))
-    return options
 
 
 def strongest_result() -> dict | None:
@@ -54,7 +43,7 @@ def main() -> None:
 
     recorded = strongest_result()
     parameters = recorded["provenance"]["parameters"] if recorded else get_chapter(CHAPTER).resolve("quick", {}, "cpu")
-    options = chapter_options(parameters)
+    options = selection_options(**{name: parameters[name] for name in inspect.signature(selection_options).parameters})
     variants = {label: (method, get_method(method).make_config(**fields)) for label, (method, fields) in options.items()}
     grey, _ = data.mnist_tensors("train", limit=64)
     batches = {"MNIST": grey, "ColorMNIST": data.colorize(grey, torch.arange(64) % len(data.COLOURS))}

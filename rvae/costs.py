@@ -6,7 +6,8 @@ machine falls on all of them), the median kept.
                        "mlp", (1, 28, 28), 32, x)
     costs["SE L=20"] / costs["VAE"]                 # the cost factor against the VAE
 
-Used by the chapter on selection cost and by ``benchmarks/step_time.py``.
+Used by the chapter on selection cost (with :func:`selection_options`, its list of options) and by
+``benchmarks/step_time.py`` and ``benchmarks/selection_cost.py``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,20 @@ from rvae.nets import build_vae
 from rvae.train import TrainConfig, train
 
 WARM_UP = 3
+
+
+def selection_options(gamma: float, selection_eps: float, reference_budget: int, plain_budgets: list[int],
+                      warm_budget: int, warm_step: float, free_step: float) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The Smooth Encoder selection options the selection-cost chapter compares, label -> (registry method,
+    config fields): the VAE, plain PGD selection at ``reference_budget`` steps ("SE L=20") and at each of
+    ``plain_budgets``, warm selection ("warm", ``se-warm``) and free selection ("free", ``se-free``), all
+    with the same coupling (gamma) and selection radius."""
+    coupling = {"gamma": gamma, "selection_eps": selection_eps}
+    options = {"VAE": ("elbo", {}), f"SE L={reference_budget}": ("se", dict(coupling, selection_budget=reference_budget))}
+    options.update({f"SE L={b}": ("se", dict(coupling, selection_budget=b)) for b in plain_budgets})
+    options["warm"] = ("se-warm", dict(coupling, selection_budget=warm_budget, selection_step=warm_step))
+    options["free"] = ("se-free", dict(coupling, selection_step=free_step))
+    return options
 
 
 def seconds_per_step(method: str, config: Any, architecture: str, image_shape: tuple[int, int, int], latent_dim: int,

@@ -624,9 +624,10 @@ def test_every_method_has_a_config_of_defaults_and_a_vae_group():
 def test_used_modules_follow_what_a_method_draws_on(monkeypatch):
     monkeypatch.setattr(methods, "_USED", set())
     get_method("se_avae")
-    assert used_modules() == ["methods/avae.py", "methods/smooth.py", "methods/vae.py"]
+    assert used_modules() == ["methods/avae.py", "methods/smooth.py", "methods/smooth_memory.py", "methods/vae.py"]
     get_method("mixup")
-    assert used_modules() == ["methods/avae.py", "methods/mixup.py", "methods/smooth.py", "methods/vae.py"]
+    assert used_modules() == ["methods/avae.py", "methods/mixup.py", "methods/smooth.py", "methods/smooth_memory.py",
+                              "methods/vae.py"]
     monkeypatch.setattr(methods, "_USED", set())
     get_method("elbo")
     assert used_modules() == ["methods/vae.py"]

@@ -45,7 +45,7 @@ def test_example_keys_tell_images_apart_and_ignore_the_colour():
     assert all(k == keys for k in recoloured)
 
 
-@pytest.mark.parametrize("method", ["se-warm", "se-free"])
+@pytest.mark.parametrize("method", ["se-warm", "se-free", "se_rho-warm", "se_avae-warm"])
 def test_kept_perturbations_stay_in_their_examples_ball_and_the_box_when_seen_again(method):
     images = _digits(12)
     model = _model()
@@ -123,7 +123,17 @@ def test_the_warm_search_continues_from_the_kept_point():
     assert continue_search(model, images, start, EPS, 0, 0.01).equal(start)
 
 
-def test_an_interrupted_run_resumes_with_its_memory(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Bit-exact comparisons of two trainings need one thread: with two, torch's CPU kernels may round a
+    near-zero selection gradient differently from run to run, and its sign (what a PGD step takes) flips."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_an_interrupted_run_resumes_with_its_memory(tmp_path, one_thread):
     images = _digits(12)
     checkpoint = tmp_path / "warm.pt"
     whole = train(_model(), sample_images(images, 8), TrainConfig("se-warm", steps=8, checkpoint_every=4),
@@ -142,8 +152,36 @@ def test_an_interrupted_run_resumes_with_its_memory(tmp_path):
 
 
 @pytest.mark.parametrize("method, field, value", [("se-warm", "selection_budget", 0), ("se-free", "selection_step", 0.0),
-                                                  ("se-free", "selection_eps", 1.5), ("se-warm", "selection", "random")])
+                                                  ("se-free", "selection_eps", 1.5), ("se-warm", "selection", "random"),
+                                                  ("se_rho-warm", "rho_se", 1.0), ("se_avae-warm", "selection_step", 3.0),
+                                                  ("se_avae-warm", "decoded_coupling", "loose")])
 def test_bad_configs_fail_in_one_line(method, field, value):
     with pytest.raises(ParameterError) as error:
         get_method(method).make_config(**{field: value})
     assert "\n" not in str(error.value) and field in str(error.value)
+
+
+@pytest.mark.parametrize("method", ["se_rho", "se_avae"])
+def test_the_warm_avae_options_change_only_the_partners_search(method):
+    """se_rho-warm / se_avae-warm: the bound is se_rho's / se_avae's with the partner warm_partners finds."""
+    from rvae.methods import avae
+    from rvae.methods.smooth_memory import warm_partners
+    images, model = _digits(6), _model()
+    memory = PerturbationMemory(EPS)
+    config = get_method(method + "-warm").make_config(selection_budget=3)
+    warm_partners(images, model, memory, config, torch.Generator().manual_seed(1))   # a first visit keeps d
+    plain_config = get_method(method).make_config(**{f: getattr(config, f) for f in ("rho_se", "adversarial_coupling")},
+                                                  **({"rho": config.rho, "decoded_coupling": config.decoded_coupling}
+                                                     if method == "se_avae" else {}))
+    twin = PerturbationMemory(EPS)
+    twin.load_state_dict(memory.state_dict())
+    terms_of = {"se_rho": avae.se_rho_terms, "se_avae": avae.se_avae_terms}[method]
+    warm = terms_of(images, model, config, torch.Generator().manual_seed(2), memory=twin)
+    generator = torch.Generator().manual_seed(2)                   # recall's draw first, then the bound's sample
+    partners = warm_partners(images, model, memory, config, generator)
+    expected = avae._data_bound(images, model, generator,
+                                (plain_config.rho, plain_config.decoded_coupling) if method == "se_avae" else None,
+                                (partners, plain_config.rho_se, plain_config.adversarial_coupling))
+    assert torch.allclose(warm["bound"], expected["bound"], rtol=1e-6, atol=1e-6)
+    assert torch.equal(twin.codes[:6], memory.codes[:6])             # both searches stored the same d
+    assert _in_ball_and_box(partners, images, EPS) and bool((partners != images).any())

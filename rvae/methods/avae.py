@@ -11,6 +11,10 @@ p_rho_k(z_k | z) (:func:`rvae.coupling.conditional_coupling`):
              get no gradient at all, so E log p(x|z) is included.
 ``avae_ss``  (Algorithm 4, eq. 34): x = stopgradient(g(z'')), z'' ~ N(0, I), replaces the data;
              no data term, so only the encoder learns (post-training a VAE's encoder).
+``se_rho-warm``, ``se_avae-warm``: ``se_rho`` and ``se_avae`` with the SE partner found by warm
+             selection (:mod:`rvae.methods.smooth_memory`): each training example's search goes on
+             from its last visit, ``selection_budget`` (default 2) PGD steps a visit instead of 20
+             fresh ones. Only the partner's search changes; the bound is the same.
 
 Stop-gradients sit exactly where the algorithms put them: decoded and attacked inputs are
 constants, so the decoder's parameters are reached only through E log p(x|z).
@@ -31,6 +35,7 @@ from torch import Tensor
 from rvae import coupling, gaussians
 from rvae.methods import Method, register
 from rvae.methods.smooth import SelectionConfig, select_partners
+from rvae.methods.smooth_memory import PerturbationMemory, WarmSelectionConfig, memory_network, warm_partners
 from rvae.params import CheckedConfig, option
 
 RHO = "[0, 1)"
@@ -45,15 +50,30 @@ class AVAEConfig(CheckedConfig):
 
 
 @dataclass(frozen=True)
-class SERhoConfig(SelectionConfig):
+class SEPartnerConfig(CheckedConfig):
+    """How the selected (SE) partner's code is tied to z."""
     rho_se: float = option(0.975, "correlation of p_rho(z'|z) for the selected (SE) partner", RHO)
     adversarial_coupling: str = option("tight", "q(z, z') of the SE partner (appendix C.3.1, eq. 32)", COUPLING_FORMS)
 
 
 @dataclass(frozen=True)
-class SEAVAEConfig(SERhoConfig):
-    rho: float = option(0.97, "correlation of p_rho(z~|z) for the decoded partner", RHO)
-    decoded_coupling: str = option("factorised", "q(z, z~) of the re-encoded sample (eqs. 13, 34, 35)", COUPLING_FORMS)
+class SERhoConfig(SEPartnerConfig, SelectionConfig):
+    """``se_rho``: plain selection (L fresh PGD steps) and the rho coupling."""
+
+
+@dataclass(frozen=True)
+class SEAVAEConfig(AVAEConfig, SERhoConfig):
+    """``se_avae``: both partners."""
+
+
+@dataclass(frozen=True)
+class SERhoWarmConfig(SEPartnerConfig, WarmSelectionConfig):
+    """``se_rho-warm``: warm selection (the example's search continued a few steps a visit) and the rho coupling."""
+
+
+@dataclass(frozen=True)
+class SEAVAEWarmConfig(AVAEConfig, SERhoWarmConfig):
+    """``se_avae-warm``: both partners, the SE partner by warm selection."""
 
 
 def coupled_bound(model, partners: dict[str, tuple[Tensor, float, str]], mu: Tensor, logvar: Tensor,
@@ -95,8 +115,14 @@ def _data_bound(x: Tensor, model, generator, decoded: tuple[float, str] | None,
     return coupled_bound(model, partners, mu, logvar, reconstruction)
 
 
-def _selected(x: Tensor, model, config: SERhoConfig, generator) -> tuple[Tensor, float, str]:
-    return select_partners(x, model, config, generator).detach(), config.rho_se, config.adversarial_coupling
+def _selected(x: Tensor, model, config: SERhoConfig | SERhoWarmConfig, generator,
+              memory: PerturbationMemory | None) -> tuple[Tensor, float, str]:
+    """(x', rho_se, form) of the SE partner: plain selection, or warm selection from ``memory``."""
+    if memory is not None:
+        partners = warm_partners(x, model, memory, config, generator)
+    else:
+        partners = select_partners(x, model, config, generator).detach()
+    return partners, config.rho_se, config.adversarial_coupling
 
 
 def avae_terms(x: Tensor, model, config: AVAEConfig, generator=None) -> dict[str, Tensor]:
@@ -104,14 +130,18 @@ def avae_terms(x: Tensor, model, config: AVAEConfig, generator=None) -> dict[str
     return _data_bound(x, model, generator, (config.rho, config.decoded_coupling), None)
 
 
-def se_rho_terms(x: Tensor, model, config: SERhoConfig, generator=None) -> dict[str, Tensor]:
-    """Per-example terms of the SE bound in the appendix's rho form (Algorithm 2, eq. 32)."""
-    return _data_bound(x, model, generator, None, _selected(x, model, config, generator))
+def se_rho_terms(x: Tensor, model, config: SERhoConfig | SERhoWarmConfig, generator=None,
+                 memory: PerturbationMemory | None = None) -> dict[str, Tensor]:
+    """Per-example terms of the SE bound in the appendix's rho form (Algorithm 2, eq. 32); with ``memory``, the
+    partner by warm selection."""
+    return _data_bound(x, model, generator, None, _selected(x, model, config, generator, memory))
 
 
-def se_avae_terms(x: Tensor, model, config: SEAVAEConfig, generator=None) -> dict[str, Tensor]:
-    """Per-example terms of the SE-AVAE bound (Algorithm 3, eq. 35, with its data term)."""
-    adversarial = _selected(x, model, config, generator)
+def se_avae_terms(x: Tensor, model, config: SEAVAEConfig | SEAVAEWarmConfig, generator=None,
+                  memory: PerturbationMemory | None = None) -> dict[str, Tensor]:
+    """Per-example terms of the SE-AVAE bound (Algorithm 3, eq. 35, with its data term); with ``memory``, the
+    SE partner by warm selection."""
+    adversarial = _selected(x, model, config, generator, memory)
     return _data_bound(x, model, generator, (config.rho, config.decoded_coupling), adversarial)
 
 
@@ -127,7 +157,8 @@ def avae_ss_terms(x: Tensor, model, config: AVAEConfig, generator=None) -> dict[
 
 def _losses(terms_of):
     def losses(x: Tensor, nets, config, generator=None):
-        terms = terms_of(x, nets["vae"], config, generator)
+        memory = {"memory": nets["memory"]} if "memory" in nets else {}          # the warm options' kept searches
+        terms = terms_of(x, nets["vae"], config, generator, **memory)
         return {"vae": -terms["bound"].mean()}, {name: value.mean().item() for name, value in terms.items()}
     losses.__name__ = terms_of.__name__.replace("_terms", "_losses")
     losses.__doc__ = f"Minus the mean bound of :func:`{terms_of.__name__}`."
@@ -140,6 +171,12 @@ register(Method("se_rho", f"{PAPER}, Algorithm 2", "the SE in the appendix's for
                 SERhoConfig, _losses(se_rho_terms)))
 register(Method("se_avae", f"{PAPER}, Algorithm 3", "both couplings: the decoded and the selected partner",
                 SEAVAEConfig, _losses(se_avae_terms)))
+register(Method("se_rho-warm", f"{PAPER}, Algorithm 2; warm-started selection (this book)",
+                "se_rho with the partner's search continued from the example's last visit, a few PGD steps a visit",
+                SERhoWarmConfig, _losses(se_rho_terms), networks=memory_network))
+register(Method("se_avae-warm", f"{PAPER}, Algorithm 3; warm-started selection (this book)",
+                "se_avae with the partner's search continued from the example's last visit, a few PGD steps a visit",
+                SEAVAEWarmConfig, _losses(se_avae_terms), networks=memory_network))
 register(Method("avae_ss", f"{PAPER}, Algorithm 4",
                 "post-training of the encoder on decoded prior samples (no data term; start from a trained VAE)",
                 AVAEConfig, _losses(avae_ss_terms)))

@@ -42,20 +42,28 @@ def select_partners(x: Tensor, model, config: SelectionConfig, generator=None) -
     return random_selection(x, config.selection_eps, generator=generator)
 
 
-def se_losses(x: Tensor, nets, config: SEConfig, generator=None):
-    """Minus the SE-ELBO (module docstring), with the full entropic coupling."""
-    model = nets["vae"]
-    partners = select_partners(x, model, config, generator).detach()
+def se_bound(x: Tensor, partners: Tensor, model, gamma: float, generator=None) -> tuple[Tensor, dict[str, float]]:
+    """The SE-ELBO (B,) of x with the given partners x' (module docstring), and its logged terms.
+
+    Every selection option of the SE family (plain, warm, free) differs only in how it finds x'.
+    """
     mu_a, logvar_a = model.encode(x)
     mu_b, logvar_b = model.encode(partners)
     reconstruction = reconstruction_term(x, model, mu_a, logvar_a, generator)
     prior_fidelity = gaussians.expected_log_prior(mu_a, logvar_a) + gaussians.expected_log_prior(mu_b, logvar_b)
-    coupling = gaussians.entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, config.gamma)
-    bound = reconstruction + prior_fidelity + coupling
-    w2 = gaussians.entropic_w2(mu_a, logvar_a, mu_b, logvar_b, config.gamma)
-    return {"vae": -bound.mean()}, {"bound": bound.mean().item(), "reconstruction": reconstruction.mean().item(),
-                                    "kl": gaussians.kl_to_standard_normal(mu_a, logvar_a).mean().item(),
-                                    "entropic_w2": w2.mean().item()}
+    bound = reconstruction + prior_fidelity + gaussians.entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, gamma)
+    w2 = gaussians.entropic_w2(mu_a, logvar_a, mu_b, logvar_b, gamma)
+    return bound, {"bound": bound.mean().item(), "reconstruction": reconstruction.mean().item(),
+                   "kl": gaussians.kl_to_standard_normal(mu_a, logvar_a).mean().item(),
+                   "entropic_w2": w2.mean().item()}
+
+
+def se_losses(x: Tensor, nets, config: SEConfig, generator=None):
+    """Minus the SE-ELBO (module docstring), with the full entropic coupling."""
+    model = nets["vae"]
+    partners = select_partners(x, model, config, generator).detach()
+    bound, logs = se_bound(x, partners, model, config.gamma, generator)
+    return {"vae": -bound.mean()}, logs
 
 
 register(Method("se", "Smooth Encoders, appendix C", "the SE-ELBO: an entropic W2 coupling to a selected partner x'",

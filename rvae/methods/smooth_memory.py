@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from rvae import gaussians
 from rvae.attacks import project, random_in_ball
 from rvae.methods import Method, register
-from rvae.methods.vae import reconstruction_term
+from rvae.methods.smooth import se_bound
 from rvae.params import CheckedConfig, option
 
 #: int8 units per eps of a stored perturbation
@@ -82,7 +82,9 @@ class PerturbationMemory(nn.Module):
                 keys_grown[:filled], codes_grown[:filled] = self.keys[:filled], self.codes[:filled]
             self.keys, self.codes = keys_grown, codes_grown
         rows = torch.tensor([self.rows[k] for k in keys], dtype=torch.int64)
-        self.keys[rows.to(self.keys.device)] = torch.tensor(keys, dtype=torch.int64, device=self.keys.device)
+        new = ~seen
+        if new.any():                                             # only new examples' keys are written
+            self.keys[rows[new].to(self.keys.device)] = torch.tensor(keys, dtype=torch.int64)[new].to(self.keys.device)
         self.used.fill_(needed)
         return rows.to(x.device), seen.to(x.device)
 
@@ -109,11 +111,17 @@ class PerturbationMemory(nn.Module):
 
 
 @dataclass(frozen=True)
-class WarmSEConfig(CheckedConfig):
-    gamma: float = option(1.0, "coupling strength of the entropic W2 term", "[0, inf)")
+class WarmSelectionConfig(CheckedConfig):
+    """Warm selection of a partner: the example's kept search continued a few steps a visit (also the AVAE
+    family's SE partner, :mod:`rvae.methods.avae`)."""
     selection_eps: float = option(0.1, "selection radius, L-inf", "[0, 1]")
     selection_budget: int = option(2, "PGD steps per visit, continuing the example's kept search", "[1, inf)")
     selection_step: float = option(0.5, "PGD step size as a fraction of selection_eps (plain L = 5 steps 0.5)", "(0, 2.5]")
+
+
+@dataclass(frozen=True)
+class WarmSEConfig(WarmSelectionConfig):
+    gamma: float = option(1.0, "coupling strength of the entropic W2 term", "[0, inf)")
 
 
 @dataclass(frozen=True)
@@ -125,19 +133,6 @@ class FreeSEConfig(CheckedConfig):
 
 def memory_network(vae: nn.Module, config) -> dict[str, nn.Module]:
     return {"memory": PerturbationMemory(config.selection_eps)}
-
-
-def se_bound(x: Tensor, partners: Tensor, model, gamma: float, generator=None) -> tuple[Tensor, dict[str, float]]:
-    """The SE-ELBO (B,) of x with the given partners x' (see :mod:`rvae.methods.smooth`), and its logged terms."""
-    mu_a, logvar_a = model.encode(x)
-    mu_b, logvar_b = model.encode(partners)
-    reconstruction = reconstruction_term(x, model, mu_a, logvar_a, generator)
-    prior_fidelity = gaussians.expected_log_prior(mu_a, logvar_a) + gaussians.expected_log_prior(mu_b, logvar_b)
-    bound = reconstruction + prior_fidelity + gaussians.entropic_coupling_term(mu_a, logvar_a, mu_b, logvar_b, gamma)
-    w2 = gaussians.entropic_w2(mu_a, logvar_a, mu_b, logvar_b, gamma)
-    return bound, {"bound": bound.mean().item(), "reconstruction": reconstruction.mean().item(),
-                   "kl": gaussians.kl_to_standard_normal(mu_a, logvar_a).mean().item(),
-                   "entropic_w2": w2.mean().item()}
 
 
 def continue_search(model, x: Tensor, start: Tensor, eps: float, steps: int, step_size: float) -> Tensor:
@@ -156,13 +151,21 @@ def continue_search(model, x: Tensor, start: Tensor, eps: float, steps: int, ste
     return x_b
 
 
-def warm_losses(x: Tensor, nets, config: WarmSEConfig, generator=None):
-    """Minus the SE-ELBO with partners from the example's kept search, continued ``selection_budget`` steps."""
-    model, memory = nets["vae"], nets["memory"]
+def warm_partners(x: Tensor, model, memory: PerturbationMemory, config: WarmSelectionConfig,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Partners x' of a batch by warm selection: each example's kept x + d (a uniform point of the ball for a
+    new one), ``selection_budget`` more PGD steps, the result kept for the example's next visit; detached."""
     start, rows = memory.recall(x, generator)
     partners = continue_search(model, x, start, config.selection_eps, config.selection_budget,
                                config.selection_step * config.selection_eps)
     memory.store(x, partners, rows)
+    return partners
+
+
+def warm_losses(x: Tensor, nets, config: WarmSEConfig, generator=None):
+    """Minus the SE-ELBO with partners from the example's kept search, continued ``selection_budget`` steps."""
+    model = nets["vae"]
+    partners = warm_partners(x, model, nets["memory"], config, generator)
     bound, logs = se_bound(x, partners, model, config.gamma, generator)
     return {"vae": -bound.mean()}, logs
 
