@@ -94,3 +94,23 @@ def test_only_the_method_modules_a_run_used_count_for_staleness():
     assert "methods/vae.py" in used and "methods/__init__.py" in used
     assert not {"methods/mixup.py", "methods/avae.py", "methods/smooth.py"} & set(used)
     assert "__init__.py" not in used and "book/__init__.py" not in used       # only the package map: no numbers
+
+
+def test_a_finished_checkpoint_is_reused_and_nothing_else(tmp_path):
+    from rvae.reuse import load_finished
+    trained = _experiment(checkpoint_dir=str(tmp_path)).train("beta_vae", beta=2.0)
+    loaded, why = load_finished(_experiment(checkpoint_dir=str(tmp_path)), "beta_vae", beta=2.0)
+    assert why == "" and loaded.name == trained.name
+    for a, b in zip(trained.model.state_dict().values(), loaded.model.state_dict().values()):
+        assert torch.equal(a, b)
+    missing, why = load_finished(_experiment(checkpoint_dir=str(tmp_path)), "beta_vae", beta=3.0)
+    assert missing is None and why.endswith("no checkpoint")
+    other_data = Experiment.on_images("toy", 1 - IMAGES, 8, architecture="mlp", latent_dim=2, observation_variance=0.1,
+                                      steps=6, learning_rate=1e-2, seed=3, checkpoint_dir=str(tmp_path))
+    foreign, why = load_finished(other_data, "beta_vae", beta=2.0)
+    assert foreign is None and "another configuration or other data" in why
+    assert (tmp_path / f"{trained.name}.pt").exists()                 # left alone, not renamed aside
+    short = _experiment(checkpoint_dir=str(tmp_path), steps=6).train("elbo")
+    (tmp_path / f"{short.name}.pt").rename(tmp_path / f"{_experiment().name('elbo', short.config, 'mlp', 9, None)}.pt")
+    unfinished, why = load_finished(_experiment(checkpoint_dir=str(tmp_path)), "elbo", steps=9)
+    assert unfinished is None and "unfinished (6 of 9 steps)" in why

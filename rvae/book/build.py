@@ -19,6 +19,7 @@ from rvae.book import provenance
 from rvae.book.chapters import Chapter, all_chapters, book_root
 from rvae.errors import RvaeError
 from rvae.book.runner import executed_path, executed_provenance, outcome_summary, refresh_prose, run_chapter
+from rvae.book.side_by_side import write_side_by_side_page
 from rvae.book.status import freshness, write_status_page
 
 
@@ -68,10 +69,11 @@ def ensure_executed(root: Path, execute: bool, data_dir: str | None, progress: b
 
 def build_book(execute: bool = True, strict: bool = True, data_dir: str | None = None,
                progress: bool = True, echo: Callable[[str], None] = print) -> Path:
-    """Execute what is missing, regenerate the status page and run ``jupyter-book build``."""
+    """Execute what is missing, regenerate the status and side-by-side pages and run ``jupyter-book build``."""
     root = book_root()
     ensure_executed(root, execute, data_dir, progress, echo)
     write_status_page(root)
+    write_side_by_side_page(root)
     command = [jupyter_book_command(), "build", str(root)]
     if strict:
         command += ["-W", "--keep-going"]
