@@ -6,6 +6,13 @@ as robust when *our* search fails. AutoAttack is the accepted stronger, paramete
 (``pyautoattack``, the original code on PyPI) on :class:`EncoderProbe`, which makes the encoder mean
 and the probe one deterministic module in eval mode, so the suite attacks exactly the classifier
 the chapters attack.
+
+The standard suite assumes ten classes. With fewer (CelebA's attribute probes have two) we keep its
+settings and cut only what is undefined: the targeted attacks aim at the C - 1 other classes instead
+of 9, and APGD-T is left out below four classes, because its DLR loss divides by the gap between the
+largest logit and the mean of the third and fourth. With two classes targeted and untargeted attacks
+coincide (the only target is the other class), so APGD-CE, FAB-T and Square still cover the suite's
+three kinds of search: gradient, boundary and black-box. ``AutoAttackResult.attacks`` names what ran.
 """
 from __future__ import annotations
 
@@ -67,9 +74,16 @@ def autoattack(model: nn.Module, probe: nn.Module, images: Tensor, labels: Tenso
     x, y = images.to(device), labels.to(device)
     with evaluation_mode(classifier), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        with torch.no_grad():
+            classes = int(classifier(x[:1]).shape[1])
         standard = tuple(attacks) == STANDARD
+        if classes < 4 and not standard and {"apgd-t", "apgd-dlr"} & set(attacks):
+            raise ValueError(f"APGD's DLR losses need at least 4 classes; this probe has {classes}")
         suite = AutoAttack(classifier, norm=NORMS[norm], eps=eps, seed=seed, device=device,
                            version="standard" if standard else "custom", attacks=None if standard else list(attacks))
+        suite.apgd_targeted.n_target_classes = suite.fab.n_target_classes = min(9, classes - 1)
+        if classes < 4:
+            suite.attacks_to_run = [name for name in suite.attacks_to_run if name != "apgd-t"]
         suite.logger.setLevel(logging.WARNING)
         suite.logger.propagate = False
         adversarial, _ = suite.run_standard_evaluation(x, y, batch_size=batch_size)
@@ -79,4 +93,5 @@ def autoattack(model: nn.Module, probe: nn.Module, images: Tensor, labels: Tenso
     delta = (adversarial - x).flatten(1)
     largest = float(delta.abs().max() if norm == "linf" else delta.norm(dim=1).max()) if len(x) else 0.0
     notes = sorted({str(w.message) for w in caught})
-    return AutoAttackResult((predicted == y).cpu(), adversarial.cpu(), eps, norm, tuple(attacks), largest, notes)
+    return AutoAttackResult((predicted == y).cpu(), adversarial.cpu(), eps, norm, tuple(suite.attacks_to_run), largest,
+                            notes)

@@ -64,6 +64,23 @@ def test_an_l2_run_stays_in_its_ball():
     assert (suite.adversarial - x[:30]).flatten(1).norm(dim=1).max() <= 0.5 + 1e-4
 
 
+def test_a_two_class_probe_gets_the_suite_without_its_dlr_attack():
+    """CelebA's probes have two classes: APGD-T's DLR loss is undefined there, the rest of the suite runs,
+    aims its targeted attack at the one other class, and is still at least as strong as our PGD."""
+    model, _, x, y = small_trained_model()
+    binary = (y >= 5).long()
+    probe = train_linear_probe(encoder_means(model, x), binary, 2, epochs=50)
+    ours = robust_mask(lambda images: model.encode(images)[0], probe, x, binary, 0.1, iterations=20, restarts=1,
+                       generator=torch.Generator().manual_seed(0))
+    suite = autoattack(model, probe, x, binary, 0.1, seed=0)
+    assert suite.attacks == ("apgd-ce", "fab-t", "square")
+    assert not suite.notes                                           # the suite's own class-count check is quiet
+    assert suite.robust.sum() <= ours.sum()
+    assert (suite.adversarial - x).abs().max() <= 0.1 + 1e-6
+    with pytest.raises(ValueError, match="need at least 4 classes"):
+        autoattack(model, probe, x[:2], binary[:2], 0.1, attacks=("apgd-ce", "apgd-t"))
+
+
 @pytest.mark.parametrize("arguments, message", [(dict(norm="l1"), "norm must be one of"), (dict(eps=0.0), "eps must be"),
                                                 (dict(attacks=("pgd",)), "unknown AutoAttack attacks")])
 def test_bad_arguments_fail_in_one_line(arguments, message):
