@@ -9,9 +9,8 @@ INSTALLED := $(VENV)/.installed
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch and torchvision come from PyPI together (a matching pair); see README. --no-compile: the CUDA
-	# build of torch brings 6 GB of files; Python compiles only the modules it imports, on first import.
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
+	# torch and torchvision come from PyPI together (a matching pair); see README.
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
 ## book: execute chapters without a current executed copy (quick profile), then build HTML
