@@ -90,10 +90,11 @@ def write_record(path: str | Path, *, name: str, fingerprint: str | None, settin
 
 def read_record(path: str | Path, settings: dict[str, Any],
                 fingerprint: str | None) -> tuple[dict[str, Any] | None, str]:
-    """(the evaluation, "") from the record at ``path``, or (None, why not): no record, other settings,
+    """(the record, "") from ``path``, or (None, why not): no record, other settings,
     or a record of another model (its fingerprint differs; not checked when ``fingerprint`` is None,
     i.e. when the model starts from another whose weights are not at hand). A file that is not a
-    record raises :class:`RecordError` naming it."""
+    record raises :class:`RecordError` naming it. The record is a dict: ``evaluation`` (decoded),
+    ``checkpoint``, ``fingerprint``, ``settings``, ``git_revision`` and ``written_utc``."""
     path = Path(path)
     if not path.exists():
         return None, "no record"
@@ -107,4 +108,4 @@ def read_record(path: str | Path, settings: dict[str, Any],
         return None, "its record was made under other evaluation settings"
     if fingerprint is not None and stored.get("fingerprint") not in (None, fingerprint):
         return None, "its record belongs to another configuration or other data"
-    return decode(stored["evaluation"]), ""
+    return {**stored, "evaluation": decode(stored["evaluation"])}, ""

@@ -59,8 +59,9 @@ def test_a_record_is_read_back_only_under_its_own_settings_and_model(tmp_path):
                  revision="0123456789ab")
     stored = json.loads(path.read_text())
     assert stored["checkpoint"] == "mnist-mlp-elbo-abc" and stored["git_revision"] == "0123456789ab"
-    evaluation, why = read_record(path, dict(reversed(list(SETTINGS.items()))), "f1")     # key order is no matter
-    assert why == "" and np.array_equal(evaluation["pgd"], _evaluation()["pgd"])
+    record, why = read_record(path, dict(reversed(list(SETTINGS.items()))), "f1")     # key order is no matter
+    assert why == "" and np.array_equal(record["evaluation"]["pgd"], _evaluation()["pgd"])
+    assert record["git_revision"] == "0123456789ab" and record["fingerprint"] == "f1"
     assert read_record(path, SETTINGS, None)[1] == ""            # no fingerprint to compare: the name decides
     assert read_record(path, {**SETTINGS, "iterations": 100}, "f1") == (
         None, "its record was made under other evaluation settings")
